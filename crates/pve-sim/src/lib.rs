@@ -1,5 +1,37 @@
 //! `pve-sim`: a Proxmox VE 8.x compatible HTTP(S) server for tests, benchmarks and the demo,
 //! written from PVE's documented behaviour (`shared/reference/pve-api.md`).
 //!
+//! Start with [`start`] and a [`SimConfig`] ([`SimConfig::fast`] for tests); drive faults and
+//! read request counters through [`SimServer::admin`] (or HTTP under `/_sim/`).
+//!
 //! Must not depend on: `pve-client` (a bug must not hide by being the same on both sides),
 //! or any other reborn crate.
+
+mod admin;
+mod api_access;
+mod api_agent;
+mod api_clone;
+mod api_cluster;
+mod api_tasks;
+mod api_vm;
+mod auth;
+mod config;
+mod dispatch;
+mod error;
+mod fault;
+mod http;
+mod model;
+mod params;
+mod routes;
+mod server;
+mod tasks;
+mod vmconf;
+
+pub use admin::{SimAdmin, TaskSnapshot, VmSnapshot};
+pub use config::{
+    DEFAULT_TOKEN_SECRET, DhcpPool, Durations, NodeConfig, Role, SimConfig, StorageConfig,
+    StorageKind, TemplateConfig, TokenConfig, UserConfig,
+};
+pub use error::SimError;
+pub use fault::Fault;
+pub use server::{SimServer, start};
