@@ -189,17 +189,17 @@ fn vmid_ranges(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<Diagnost
 }
 
 fn duplicate_addresses(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<Diagnostic>) {
-    let mut first: BTreeMap<IpAddr, (&Loaded, &Name)> = BTreeMap::new();
+    let mut first: BTreeMap<IpAddr, (&Loaded, &Name, String)> = BTreeMap::new();
     for l in loaded {
         let Manifest::Node(n) = &l.manifest else { continue };
         for (i, nic) in n.spec.network.iter().enumerate() {
             let Some(addr) = nic.address else { continue };
+            let path = format!("spec.network[{i}].address");
             match first.get(&addr.addr()) {
                 None => {
-                    first.insert(addr.addr(), (l, n.name()));
+                    first.insert(addr.addr(), (l, n.name(), path));
                 }
-                Some((prev, prev_name)) => {
-                    let path = format!("spec.network[{i}].address");
+                Some((prev, prev_name, prev_path)) => {
                     out.extend(diag(
                         sources,
                         l.file,
@@ -211,7 +211,7 @@ fn duplicate_addresses(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<
                         ),
                         format!(
                             "`{prev_name}` declares it at {}; every node needs its own address",
-                            at(sources, prev.file, prev.doc_span)
+                            at(sources, prev.file, prev.span(prev_path))
                         ),
                     ));
                 }

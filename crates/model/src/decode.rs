@@ -39,6 +39,8 @@ pub(crate) struct Decoder<'a> {
 pub(crate) struct Fields<'y> {
     span: Span,
     entries: Vec<(&'y str, &'y Yaml)>,
+    /// Known names that an unknown key was taken for ("did you mean"): not reported again as missing.
+    suggested: Vec<String>,
 }
 
 impl<'y> Fields<'y> {
@@ -99,7 +101,18 @@ impl<'a> Decoder<'a> {
         } else {
             format!("`{at}`: expected {expected}, found {}", y.describe())
         };
-        self.error(y.span, message, None)
+        let help = if expected.starts_with("a list") {
+            "write a list: `[a, b]`, or one `- item` per line".to_string()
+        } else if expected.starts_with("a mapping") {
+            "write a mapping: `{key: value}`, or indented `key: value` lines".to_string()
+        } else if expected.starts_with("an integer") {
+            "write a whole number, without quotes".to_string()
+        } else if expected.starts_with("`true`") {
+            "write `true` or `false` (`yes`/`no` are strings in YAML 1.2)".to_string()
+        } else {
+            format!("expected {expected}")
+        };
+        self.error(y.span, message, Some(help))
     }
 
     fn with_segment<T>(&mut self, segment: String, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -132,7 +145,8 @@ impl<'a> Decoder<'a> {
     }
 
     /// Checks that `y` is a mapping whose keys are all in `known`; reports unknown keys (with a
-    /// "did you mean"), non-string keys and duplicate keys.
+    /// "did you mean"), non-string keys and duplicate keys, then goes on with the known fields so
+    /// that errors inside them are reported too (the document stays invalid either way).
     pub fn mapping<'y>(&mut self, y: &'y Yaml, known: &[&str]) -> DResult<Fields<'y>> {
         let Value::Map(entries) = &y.value else {
             return Err(self.type_error(y, "a mapping"));
@@ -140,18 +154,16 @@ impl<'a> Decoder<'a> {
         let mut fields = Fields {
             span: y.span,
             entries: Vec::new(),
+            suggested: Vec::new(),
         };
-        let mut failed = false;
         for (k, v) in entries {
             let Value::Scalar { text: key, .. } = &k.value else {
-                self.error(k.span, "mapping keys must be strings", None);
-                failed = true;
+                self.error(k.span, "mapping keys must be strings", Some("use a plain word as key".to_string()));
                 continue;
             };
             if fields.get(key).is_some() {
                 let message = format!("duplicate field `{}`", self.path_with(key));
                 self.error(k.span, message, Some("remove one of the two".to_string()));
-                failed = true;
                 continue;
             }
             if !known.contains(&key.as_str()) {
@@ -161,44 +173,16 @@ impl<'a> Decoder<'a> {
                 } else {
                     format!("unknown field `{}` in `{where_}`", shorten(key))
                 };
+                if let Some(c) = suggest::closest(key, known.iter().copied()) {
+                    fields.suggested.push(c.to_string());
+                }
                 let help = suggest::help_for(key, known, "fields");
                 self.error(k.span, message, Some(help));
-                failed = true;
                 continue;
             }
             fields.entries.push((key.as_str(), v));
         }
-        if failed { Err(Reported) } else { Ok(fields) }
-    }
-
-    /// Like [`Decoder::mapping`] but keeps going with the known fields after reporting unknown ones,
-    /// so that errors inside the known fields are reported too.
-    pub fn mapping_lenient<'y>(&mut self, y: &'y Yaml, known: &[&str]) -> DResult<(Fields<'y>, bool)> {
-        let Value::Map(_) = &y.value else {
-            return Err(self.type_error(y, "a mapping"));
-        };
-        match self.mapping(y, known) {
-            Ok(f) => Ok((f, true)),
-            Err(Reported) => {
-                // Re-collect the valid entries without reporting again.
-                let Value::Map(entries) = &y.value else {
-                    return Err(Reported);
-                };
-                let mut fields = Fields {
-                    span: y.span,
-                    entries: Vec::new(),
-                };
-                for (k, v) in entries {
-                    if let Value::Scalar { text, .. } = &k.value
-                        && known.contains(&text.as_str())
-                        && fields.get(text).is_none()
-                    {
-                        fields.entries.push((text.as_str(), v));
-                    }
-                }
-                Ok((fields, false))
-            }
-        }
+        Ok(fields)
     }
 
     /// A required field; a missing or null value is reported at the mapping.
@@ -219,6 +203,7 @@ impl<'a> Decoder<'a> {
                 let message = format!("field `{}` has no value", self.path_with(key));
                 Err(self.error(v.span, message, Some(format!("give `{key}` a value"))))
             }
+            None if m.suggested.iter().any(|k| k == key) => Err(Reported),
             None => {
                 let where_ = self.path();
                 let message = if where_.is_empty() {

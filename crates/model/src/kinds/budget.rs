@@ -1,7 +1,7 @@
 //! `DisruptionBudget`: at most `maxUnavailable` of the selected nodes may be down at once.
 
 use super::{ApiVersion, Metadata};
-use crate::decode::{DResult, Decode, Decoder, Reported};
+use crate::decode::{DResult, Decode, Decoder};
 use crate::values::{LabelSelector, Name};
 use crate::yaml::Yaml;
 use schemars::JsonSchema;
@@ -40,13 +40,13 @@ pub struct DisruptionBudgetSpec {
 
 impl Decode for DisruptionBudgetSpec {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        let (m, clean) = d.mapping_lenient(y, &["selector", "maxUnavailable"])?;
+        let m = d.mapping(y, &["selector", "maxUnavailable"])?;
         let selector = d.required(&m, "selector");
         let max_unavailable = d.required(&m, "maxUnavailable");
         let spec = DisruptionBudgetSpec {
             selector: selector?,
             max_unavailable: max_unavailable?,
         };
-        if clean { Ok(spec) } else { Err(Reported) }
+        Ok(spec)
     }
 }

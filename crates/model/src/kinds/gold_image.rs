@@ -55,7 +55,7 @@ pub struct TemplateRef {
 
 impl Decode for GoldImageSpec {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        let (m, clean) = d.mapping_lenient(y, &["template", "digest", "trustedKeys"])?;
+        let m = d.mapping(y, &["template", "digest", "trustedKeys"])?;
         let template = d.required(&m, "template");
         let digest = d.required(&m, "digest");
         let trusted_keys: DResult<Vec<Ed25519PublicKey>> = d.required(&m, "trustedKeys");
@@ -72,7 +72,7 @@ impl Decode for GoldImageSpec {
             digest: digest?,
             trusted_keys: trusted_keys?,
         };
-        if clean { Ok(spec) } else { Err(Reported) }
+        Ok(spec)
     }
 }
 

@@ -152,7 +152,7 @@ impl Decode for Kind {
 
 impl Decode for Metadata {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        let (m, clean) = d.mapping_lenient(y, &["name", "labels"])?;
+        let m = d.mapping(y, &["name", "labels"])?;
         let name: DResult<Name> = d.required(&m, "name");
         let labels = match m.has("labels") {
             true => d
@@ -164,7 +164,7 @@ impl Decode for Metadata {
             name: name?,
             labels: labels?,
         };
-        if clean { Ok(meta) } else { Err(Reported) }
+        Ok(meta)
     }
 }
 
@@ -185,7 +185,7 @@ pub(crate) fn decode_document(y: &Yaml, d: &mut Decoder<'_>) -> DocOutcome {
         labels: None,
         manifest: None,
     };
-    let Ok((m, clean)) = d.mapping_lenient(y, &["apiVersion", "kind", "metadata", "spec"]) else {
+    let Ok(m) = d.mapping(y, &["apiVersion", "kind", "metadata", "spec"]) else {
         return out;
     };
     let api: DResult<ApiVersion> = d.required(&m, "apiVersion");
@@ -194,14 +194,15 @@ pub(crate) fn decode_document(y: &Yaml, d: &mut Decoder<'_>) -> DocOutcome {
     out.kind = kind.ok();
     out.name = metadata.as_ref().ok().map(|m| m.name.clone());
     out.labels = metadata.as_ref().ok().map(|m| m.labels.clone());
-    let spec = match kind {
-        Ok(Kind::Node) => d.required(&m, "spec").map(AnySpec::Node),
-        Ok(Kind::GoldImage) => d.required(&m, "spec").map(AnySpec::GoldImage),
-        Ok(Kind::DisruptionBudget) => d.required(&m, "spec").map(AnySpec::DisruptionBudget),
-        Ok(Kind::TaintPolicy) => d.required(&m, "spec").map(AnySpec::TaintPolicy),
-        Err(Reported) => Err(Reported),
+    let spec = match (&api, kind) {
+        // Fields depend on the version: without a known one, the spec is not checked.
+        (Err(Reported), _) | (_, Err(Reported)) => Err(Reported),
+        (Ok(_), Ok(Kind::Node)) => d.required(&m, "spec").map(AnySpec::Node),
+        (Ok(_), Ok(Kind::GoldImage)) => d.required(&m, "spec").map(AnySpec::GoldImage),
+        (Ok(_), Ok(Kind::DisruptionBudget)) => d.required(&m, "spec").map(AnySpec::DisruptionBudget),
+        (Ok(_), Ok(Kind::TaintPolicy)) => d.required(&m, "spec").map(AnySpec::TaintPolicy),
     };
-    let (Ok(api_version), Ok(metadata), Ok(spec), true) = (api, metadata, spec, clean) else {
+    let (Ok(api_version), Ok(metadata), Ok(spec)) = (api, metadata, spec) else {
         return out;
     };
     out.manifest = Some(match spec {

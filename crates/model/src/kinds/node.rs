@@ -220,7 +220,7 @@ pub enum DriftPolicy {
 
 impl Decode for NodeSpec {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        let (m, clean) = d.mapping_lenient(
+        let m = d.mapping(
             y,
             &[
                 "goldImage", "vmids", "placement", "clone", "resources", "network", "cloudInit",
@@ -267,7 +267,7 @@ impl Decode for NodeSpec {
             drift: drift?,
             tags: tags?,
         };
-        if clean { Ok(spec) } else { Err(Reported) }
+        Ok(spec)
     }
 }
 

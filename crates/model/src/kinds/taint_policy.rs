@@ -148,7 +148,7 @@ pub enum TaintAction {
 
 impl Decode for TaintPolicySpec {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        let (m, clean) = d.mapping_lenient(
+        let m = d.mapping(
             y,
             &["match", "threshold", "attribution", "severity", "action", "taintTtl"],
         )?;
@@ -166,7 +166,7 @@ impl Decode for TaintPolicySpec {
             action: action?,
             taint_ttl: taint_ttl?,
         };
-        if clean { Ok(spec) } else { Err(Reported) }
+        Ok(spec)
     }
 }
 

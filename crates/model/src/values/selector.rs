@@ -71,7 +71,7 @@ pub(crate) fn decode_labels(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Labels> {
                 failed = true;
             }
             if let Err(msg) = check_label_value(value) {
-                d.error(v.span, msg, None);
+                d.error(v.span, msg, Some("quote values that look like numbers or booleans; use letters, digits, `-`, `_`, `.`".to_string()));
                 failed = true;
             }
         }
@@ -188,7 +188,7 @@ impl Decode for LabelRequirement {
         let values: DResult<Vec<String>> = d.or_default(&m, "values");
         let (key, operator, values) = (key?, operator?, values?);
         if let Err(msg) = check_label_key(&key) {
-            return Err(d.error(y.span, msg, None));
+            return Err(d.error(y.span, msg, Some("use a label key such as `role` or `app.kubernetes.io/name`".to_string())));
         }
         let needs_values = matches!(operator, SelectorOperator::In | SelectorOperator::NotIn);
         if needs_values && values.is_empty() {
