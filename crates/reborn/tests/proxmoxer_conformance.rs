@@ -55,6 +55,11 @@ async fn proxmoxer_can_drive_a_vm_lifecycle_on_the_simulator() -> Result<()> {
 
     let mut config = pve_sim::SimConfig::fast();
     config.tls = true;
+    let config_user = config
+        .users
+        .first()
+        .context("the default config has a user")?
+        .clone();
     let server = pve_sim::start(config, "127.0.0.1:0".parse()?).await?;
     let cert = tempfile::NamedTempFile::new()?;
     std::fs::write(
@@ -64,6 +69,8 @@ async fn proxmoxer_can_drive_a_vm_lifecycle_on_the_simulator() -> Result<()> {
             .context("TLS simulator has a certificate")?,
     )?;
     let (token_id, secret) = server.token();
+    let user = config_user.userid.clone();
+    let password = config_user.password.clone();
     let host = format!("127.0.0.1:{}", server.local_addr().port());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proxmoxer/conformance.py");
 
@@ -73,6 +80,7 @@ async fn proxmoxer_can_drive_a_vm_lifecycle_on_the_simulator() -> Result<()> {
             .arg(&script)
             .args([&host, &token_id, &secret])
             .arg(&cert_path)
+            .args([&user, &password])
             .output()
     })
     .await?

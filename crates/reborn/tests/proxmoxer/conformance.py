@@ -3,8 +3,9 @@
 proxmoxer was written against real Proxmox VE, not against reborn; if the simulator answers it
 the way PVE would, this script exits 0. Each step prints one line so a failure is easy to place.
 
-Usage: conformance.py HOST:PORT TOKEN_ID SECRET CA_FILE
+Usage: conformance.py HOST:PORT TOKEN_ID SECRET CA_FILE USER PASSWORD
   TOKEN_ID is "user@realm!name". CA_FILE is the simulator's self-signed certificate (PEM).
+  USER/PASSWORD log in with a ticket (cookie + CSRFPreventionToken on writes).
 """
 
 import sys
@@ -35,7 +36,7 @@ def wait_ok(prox, upid, what):
 
 
 def main():
-    host, token_id, secret, ca_file = sys.argv[1:5]
+    host, token_id, secret, ca_file, login_user, password = sys.argv[1:7]
     user, token_name = token_id.split("!", 1)
 
     step("token auth and version")
@@ -123,6 +124,23 @@ def main():
     except ResourceException as e:
         check(e.status_code == 400, f"bad parameters give 400, got {e.status_code}")
         check(e.errors and "newid" in e.errors, f"errors map names newid: {e.errors}")
+
+    step("ticket auth: login, read, and a write that needs the CSRF token")
+    ticketed = ProxmoxAPI(host, user=login_user, password=password, verify_ssl=ca_file)
+    ticket, csrf = ticketed.get_tokens()
+    check(ticket.startswith("PVE:") and ":" in csrf, f"ticket and CSRF token shapes: {ticket!r} {csrf!r}")
+    check(ticketed.nodes.get(), "nodes listed with a ticket")
+    newid = int(ticketed.cluster.nextid.get())
+    upid = ticketed.nodes(node).qemu(template_id).clone.post(newid=newid, name="pxm-ticket")
+    wait_ok(ticketed, upid, "clone with a ticket")
+    wait_ok(ticketed, ticketed.nodes(node).qemu(newid).delete(), "destroy with a ticket")
+
+    step("wrong password is refused")
+    try:
+        ProxmoxAPI(host, user=login_user, password="wrong", verify_ssl=ca_file)
+        check(False, "a wrong password must not log in")
+    except Exception as e:  # proxmoxer raises AuthenticationError
+        check("401" in str(e) or "authentication failure" in str(e), f"login failure names 401: {e}")
 
     print("proxmoxer conformance: OK", flush=True)
 
