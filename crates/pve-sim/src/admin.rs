@@ -119,8 +119,6 @@ impl SimAdmin {
 
     /// Activate a fault.
     pub fn inject(&self, fault: Fault) {
-        let prefix = self.shared.config.dhcp_pool.prefix;
-        let _ = prefix;
         let mut cl = self.shared.lock();
         match &fault {
             Fault::HoldLock { vmid, lock } => {
@@ -301,7 +299,6 @@ pub(crate) async fn handle_http(
         Ok(b) => b,
         Err(_) => return bad(400, "body too large"),
     };
-    let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b);
     let path = rest.trim_end_matches('/');
     match (method, path) {
         (Method::GET, "/requests") => ok(json!(admin.request_counts())),
@@ -362,9 +359,6 @@ pub(crate) async fn handle_http(
                 None => bad(404, "no such VM"),
             }
         }
-        _ => {
-            let _ = parse;
-            bad(404, "unknown simulator admin endpoint")
-        }
+        _ => bad(404, "unknown simulator admin endpoint"),
     }
 }

@@ -9,7 +9,7 @@ use crate::model::Vm;
 use crate::params::ApiError;
 use crate::vmconf;
 
-fn ready_vm(ctx: &Ctx, vm: &Vm) -> Result<(), ApiError> {
+fn ready_vm(vm: &Vm) -> Result<(), ApiError> {
     if !vm.config.contains_key("agent") {
         return Err(ApiError::internal("No QEMU guest agent configured"));
     }
@@ -21,7 +21,6 @@ fn ready_vm(ctx: &Ctx, vm: &Vm) -> Result<(), ApiError> {
     if !ready {
         return Err(ApiError::internal("QEMU guest agent is not running"));
     }
-    let _ = ctx;
     Ok(())
 }
 
@@ -30,7 +29,7 @@ pub(crate) fn ping(ctx: &Ctx) -> Result<Reply, ApiError> {
     ctx.require_vm(vmid, "VM.Monitor")?;
     let cl = ctx.shared.lock();
     let vm = vm_on(&cl, &ctx.node, vmid)?;
-    ready_vm(ctx, vm)?;
+    ready_vm(vm)?;
     Ok(Reply::data(json!({"result": {}})))
 }
 
@@ -39,7 +38,7 @@ pub(crate) fn network(ctx: &Ctx) -> Result<Reply, ApiError> {
     ctx.require_vm(vmid, "VM.Monitor")?;
     let cl = ctx.shared.lock();
     let vm = vm_on(&cl, &ctx.node, vmid)?;
-    ready_vm(ctx, vm)?;
+    ready_vm(vm)?;
     let stats = json!({"rx-bytes": 123456, "rx-packets": 1234, "rx-errs": 0, "rx-dropped": 0,
         "tx-bytes": 65432, "tx-packets": 654, "tx-errs": 0, "tx-dropped": 0});
     let mut ifaces = vec![json!({

@@ -198,13 +198,18 @@ pub(crate) fn clone_vm(ctx: &Ctx) -> Result<Reply, ApiError> {
         Some(file_lock_timeout(vmid))
     } else if cl.file_locks.contains(&newid) {
         Some(file_lock_timeout(newid))
-    } else if let Some(other) = cl.vms.get(&newid) {
-        Some(format!(
-            "close (rename) atomic file '/etc/pve/nodes/{}/qemu-server/{newid}.conf' failed: File exists",
-            other.node
-        ))
     } else {
-        None
+        cl.vms.get(&newid).map(|other| {
+            format!(
+                "close (rename) atomic file '/etc/pve/nodes/{}/qemu-server/{newid}.conf' failed: File exists",
+                other.node
+            )
+        })
+    };
+    let log = if early_error.is_some() {
+        Vec::new()
+    } else {
+        log
     };
     let duration = if early_error.is_some() {
         Duration::ZERO

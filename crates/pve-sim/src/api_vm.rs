@@ -570,14 +570,13 @@ pub(crate) fn destroy(ctx: &Ctx) -> Result<Reply, ApiError> {
                 "base volume '{volid}' is still in use by linked cloned"
             ));
         }
-        for (k, v) in vm.config.iter().filter(|(k, _)| vmconf::is_drive_key(k)) {
+        for (_, v) in vm.config.iter().filter(|(k, _)| vmconf::is_drive_key(k)) {
             let Some((storage, vol)) = vmconf::volume_of(v) else {
                 continue;
             };
             if vmconf::is_cdrom(v) && !vmconf::is_cloudinit(v) {
                 continue;
             }
-            let _ = k;
             if cl.storage_kind(storage) == crate::config::StorageKind::Lvmthin {
                 let lv = vol.rsplit('/').next().unwrap_or(vol);
                 log.push(format!("  Logical volume \"{lv}\" successfully removed."));

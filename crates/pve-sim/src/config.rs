@@ -422,3 +422,31 @@ impl SimConfig {
         Duration::from_millis(self.auth_failure_delay_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_config_files_fill_in_defaults() {
+        let cfg: SimConfig =
+            serde_json::from_str(r#"{"tls": true, "durations": {"clone_ms": 0}}"#).expect("parse");
+        assert!(cfg.tls);
+        assert_eq!(cfg.durations.clone_ms, 0);
+        assert_eq!(cfg.durations.start_ms, Durations::default().start_ms);
+        assert_eq!(cfg.nodes.len(), 2);
+        assert_eq!(cfg.templates[0].vmid, 9000);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        assert!(serde_json::from_str::<SimConfig>(r#"{"nodez": []}"#).is_err());
+    }
+
+    #[test]
+    fn token_secrets_are_not_in_debug_output() {
+        let out = format!("{:?}", SimConfig::default());
+        assert!(!out.contains(DEFAULT_TOKEN_SECRET));
+        assert!(!out.contains("\"demo\""));
+    }
+}

@@ -211,11 +211,12 @@ fn pick_faults(shared: &Shared, endpoint: &str) -> (Duration, FaultAction) {
                 status,
                 message,
                 ..
-            } if matches!(action, FaultAction::None) && endpoint_matches(&e, endpoint) => {
-                if rng.random_bool(rate.clamp(0.0, 1.0)) {
-                    f.consume();
-                    action = FaultAction::Error(status, message);
-                }
+            } if matches!(action, FaultAction::None)
+                && endpoint_matches(&e, endpoint)
+                && rng.random_bool(rate.clamp(0.0, 1.0)) =>
+            {
+                f.consume();
+                action = FaultAction::Error(status, message);
             }
             Fault::Timeout {
                 endpoint: e,
@@ -223,14 +224,15 @@ fn pick_faults(shared: &Shared, endpoint: &str) -> (Duration, FaultAction) {
                 after_ms,
                 apply,
                 ..
-            } if matches!(action, FaultAction::None) && endpoint_matches(&e, endpoint) => {
-                if rng.random_bool(rate.clamp(0.0, 1.0)) {
-                    f.consume();
-                    action = FaultAction::Timeout {
-                        after: Duration::from_millis(after_ms),
-                        apply,
-                    };
-                }
+            } if matches!(action, FaultAction::None)
+                && endpoint_matches(&e, endpoint)
+                && rng.random_bool(rate.clamp(0.0, 1.0)) =>
+            {
+                f.consume();
+                action = FaultAction::Timeout {
+                    after: Duration::from_millis(after_ms),
+                    apply,
+                };
             }
             _ => {}
         }

@@ -412,9 +412,7 @@ fn check_ipconfig(v: &str) -> Result<String, String> {
             "gw" => {
                 has_gw = true;
                 if val.parse::<std::net::Ipv4Addr>().is_err() {
-                    return Err(format!(
-                        "invalid format - format error\ngw: invalid format - value does not look like a valid IPv4 address\n"
-                    ));
+                    return Err("invalid format - format error\ngw: invalid format - value does not look like a valid IPv4 address\n".to_string());
                 }
             }
             "ip6" | "gw6" => {}

@@ -21,8 +21,16 @@ async fn error_rate_fault_answers_with_the_given_status_and_message() {
     let r = c.get("/cluster/resources").await;
     assert_eq!((r.status, r.reason.as_str()), (500, "cfs lock timeout"));
     assert_eq!(r.json()["message"], "cfs lock timeout\nsecond line\n");
-    assert_eq!(c.get("/cluster/resources").await.status, 200, "count exhausted");
-    assert_eq!(c.get("/version").await.status, 200, "other endpoints untouched");
+    assert_eq!(
+        c.get("/cluster/resources").await.status,
+        200,
+        "count exhausted"
+    );
+    assert_eq!(
+        c.get("/version").await.status,
+        200,
+        "other endpoints untouched"
+    );
     sim.shutdown().await;
 }
 
@@ -57,9 +65,20 @@ async fn faults_are_deterministic_for_a_seed() {
 async fn same_seed_gives_same_macs() {
     let (s1, c1) = fast().await;
     let (s2, c2) = fast().await;
-    c1.ok_task(c1.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await).await;
-    c2.ok_task(c2.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await).await;
-    assert_eq!(s1.admin().vm(101).unwrap().config["net0"], s2.admin().vm(101).unwrap().config["net0"]);
+    c1.ok_task(
+        c1.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+            .await,
+    )
+    .await;
+    c2.ok_task(
+        c2.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        s1.admin().vm(101).unwrap().config["net0"],
+        s2.admin().vm(101).unwrap().config["net0"]
+    );
     s1.shutdown().await;
     s2.shutdown().await;
 }
@@ -74,7 +93,9 @@ async fn timeout_fault_gives_596_and_may_still_apply_the_request() {
         apply: true,
         count: Some(1),
     });
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await;
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+        .await;
     assert_eq!((r.status, r.reason.as_str()), (596, "Connection timed out"));
     assert!(sim.admin().vm(101).is_some(), "the clone happened anyway");
     sim.admin().inject(Fault::Timeout {
@@ -84,7 +105,9 @@ async fn timeout_fault_gives_596_and_may_still_apply_the_request() {
         apply: false,
         count: Some(1),
     });
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "102")]).await;
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "102")])
+        .await;
     assert_eq!(r.status, 596);
     assert!(sim.admin().vm(102).is_none());
     sim.shutdown().await;
@@ -98,34 +121,64 @@ async fn task_failure_fault_fails_the_task_and_rolls_back() {
         message: "clone failed: can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout".into(),
         count: Some(1),
     });
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await;
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+        .await;
     let upid = r.data().as_str().unwrap().to_string();
     let st = c.wait_task(&upid).await;
     assert_eq!(
         st["exitstatus"],
         "clone failed: can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout"
     );
-    let log = c.get(&format!("/nodes/pve1/tasks/{}/log", common::enc(&upid))).await;
+    let log = c
+        .get(&format!("/nodes/pve1/tasks/{}/log", common::enc(&upid)))
+        .await;
     assert!(log.body.contains("TASK ERROR: clone failed"));
     assert!(sim.admin().vm(101).is_none(), "placeholder removed");
-    c.ok_task(c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await).await;
+    c.ok_task(
+        c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+            .await,
+    )
+    .await;
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn held_lock_blocks_config_and_clone_until_cleared() {
     let (sim, c) = fast().await;
-    sim.admin().inject(Fault::HoldLock { vmid: 9000, lock: "backup".into() });
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await;
-    assert_eq!((r.status, r.reason.as_str()), (500, "VM is locked (backup)"));
-    let r = c.put("/nodes/pve1/qemu/9000/config", &[("cores", "4")]).await;
+    sim.admin().inject(Fault::HoldLock {
+        vmid: 9000,
+        lock: "backup".into(),
+    });
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+        .await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (500, "VM is locked (backup)")
+    );
+    let r = c
+        .put("/nodes/pve1/qemu/9000/config", &[("cores", "4")])
+        .await;
     assert_eq!(r.reason, "VM is locked (backup)");
-    assert_eq!(c.get("/nodes/pve1/qemu/9000/status/current").await.data()["lock"], "backup");
+    assert_eq!(
+        c.get("/nodes/pve1/qemu/9000/status/current").await.data()["lock"],
+        "backup"
+    );
     sim.admin().clear_faults();
-    c.ok_task(c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")]).await).await;
+    c.ok_task(
+        c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
+            .await,
+    )
+    .await;
     sim.admin().inject(Fault::HoldFileLock { vmid: 101 });
-    let r = c.put("/nodes/pve1/qemu/101/config", &[("cores", "4")]).await;
-    assert_eq!(r.reason, "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout");
+    let r = c
+        .put("/nodes/pve1/qemu/101/config", &[("cores", "4")])
+        .await;
+    assert_eq!(
+        r.reason,
+        "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout"
+    );
     sim.shutdown().await;
 }
 
@@ -134,12 +187,23 @@ async fn vmid_taken_behind_our_back_makes_clone_fail() {
     let (sim, c) = fast().await;
     let next = c.get("/cluster/nextid").await.data();
     assert_eq!(next, json!("100"));
-    sim.admin().inject(Fault::TakeVmid { node: "pve1".into(), vmid: 100, name: "intruder".into() });
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "100")]).await;
-    assert_eq!(r.reason, "unable to create VM 100: config file already exists");
+    sim.admin().inject(Fault::TakeVmid {
+        node: "pve1".into(),
+        vmid: 100,
+        name: "intruder".into(),
+    });
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "100")])
+        .await;
+    assert_eq!(
+        r.reason,
+        "unable to create VM 100: config file already exists"
+    );
     // Taken on another node: the task fails when pmxcfs refuses the config.
     sim.admin().create_foreign_vm("pve2", 200, "elsewhere");
-    let r = c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "200")]).await;
+    let r = c
+        .post("/nodes/pve1/qemu/9000/clone", &[("newid", "200")])
+        .await;
     let st = c.wait_task(r.data().as_str().unwrap()).await;
     assert_eq!(
         st["exitstatus"],
@@ -169,7 +233,10 @@ async fn request_counters_use_path_templates() {
 #[tokio::test]
 async fn latency_fault_delays_but_answers() {
     let (sim, c) = fast().await;
-    sim.admin().inject(Fault::Latency { endpoint: "GET /version".into(), millis: 30 });
+    sim.admin().inject(Fault::Latency {
+        endpoint: "GET /version".into(),
+        millis: 30,
+    });
     assert_eq!(c.get("/version").await.status, 200);
     assert_eq!(sim.admin().faults().len(), 1);
     sim.shutdown().await;
@@ -180,14 +247,26 @@ async fn http_admin_endpoint_drives_faults_vms_and_counters() {
     let (sim, c) = fast().await;
     let admin = common::Client::anonymous(sim.local_addr());
     let fault = json!({"kind": "error_rate", "endpoint": "GET /nodes", "rate": 1.0, "status": 500, "message": "boom"});
-    let r = admin.raw("POST", "/_sim/faults", Some(("application/json", fault.to_string()))).await;
+    let r = admin
+        .raw(
+            "POST",
+            "/_sim/faults",
+            Some(("application/json", fault.to_string())),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(c.get("/nodes").await.reason, "boom");
     let r = admin.raw("DELETE", "/_sim/faults", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(c.get("/nodes").await.status, 200);
     let body = json!({"node": "pve2", "vmid": 555, "name": "sneaky"});
-    let r = admin.raw("POST", "/_sim/vms", Some(("application/json", body.to_string()))).await;
+    let r = admin
+        .raw(
+            "POST",
+            "/_sim/vms",
+            Some(("application/json", body.to_string())),
+        )
+        .await;
     assert_eq!(r.data()["node"], "pve2");
     let vms = admin.raw("GET", "/_sim/vms", None).await.data();
     assert!(vms.as_array().unwrap().iter().any(|v| v["vmid"] == 555));
@@ -217,7 +296,12 @@ impl rustls::client::danger::ServerCertVerifier for Capture {
         c: &rustls::pki_types::CertificateDer<'_>,
         d: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &rustls::crypto::ring::default_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -225,10 +309,17 @@ impl rustls::client::danger::ServerCertVerifier for Capture {
         c: &rustls::pki_types::CertificateDer<'_>,
         d: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &rustls::crypto::ring::default_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -243,23 +334,33 @@ async fn tls_serves_a_self_signed_cert_matching_the_fingerprint() {
     let fp = sim.cert_fingerprint_sha256().unwrap();
     assert_eq!(fp.len(), 64 + 31);
     let capture = Arc::new(Capture(std::sync::Mutex::new(None)));
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(capture.clone())
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(capture.clone())
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(sim.local_addr()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(sim.local_addr())
+        .await
+        .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let (id, secret) = sim.token();
-    let headers = vec![("Authorization".to_string(), format!("PVEAPIToken={id}={secret}"))];
+    let headers = vec![(
+        "Authorization".to_string(),
+        format!("PVEAPIToken={id}={secret}"),
+    )];
     let r = exchange(tls, "GET", "/api2/json/nodes", &headers, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.data()[0]["ssl_fingerprint"], fp.as_str());
     let der = capture.0.lock().unwrap().clone().unwrap();
-    let served: Vec<String> = sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
+    let served: Vec<String> = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     assert_eq!(served.join(":"), fp);
     sim.shutdown().await;
 }

@@ -20,7 +20,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn data(&self) -> Value {
@@ -35,7 +36,10 @@ impl Resp {
     }
 
     pub fn error(&self, key: &str) -> String {
-        self.json()["errors"][key].as_str().unwrap_or("").to_string()
+        self.json()["errors"][key]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -52,7 +56,12 @@ pub fn parse_response(raw: &[u8]) -> Resp {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Resp { status, reason, headers, body: body.to_string() }
+    Resp {
+        status,
+        reason,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// Send one request on a fresh connection (`Connection: close`) and read to EOF.
@@ -69,14 +78,20 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let body_text = match &body {
         Some((ct, b)) => {
-            req.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len()));
+            req.push_str(&format!(
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
             b.clone()
         }
         None => String::new(),
     };
     req.push_str("\r\n");
     req.push_str(&body_text);
-    stream.write_all(req.as_bytes()).await.expect("write request");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .expect("write request");
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.expect("read response");
     parse_response(&buf)
@@ -99,7 +114,10 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 
 impl Client {
     pub fn anonymous(addr: SocketAddr) -> Self {
-        Self { addr, headers: Vec::new() }
+        Self {
+            addr,
+            headers: Vec::new(),
+        }
     }
 
     pub fn token(addr: SocketAddr, id: &str, secret: &str) -> Self {
@@ -124,26 +142,40 @@ impl Client {
 
     pub async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
         let body = form(pairs);
-        self.raw("POST", &format!("/api2/json{path}"), Some(("application/x-www-form-urlencoded", body)))
-            .await
+        self.raw(
+            "POST",
+            &format!("/api2/json{path}"),
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, pairs: &[(&str, &str)]) -> Resp {
         let body = form(pairs);
-        self.raw("PUT", &format!("/api2/json{path}"), Some(("application/x-www-form-urlencoded", body)))
-            .await
+        self.raw(
+            "PUT",
+            &format!("/api2/json{path}"),
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+        .await
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Resp {
-        self.raw("POST", &format!("/api2/json{path}"), Some(("application/json", body.to_string())))
-            .await
+        self.raw(
+            "POST",
+            &format!("/api2/json{path}"),
+            Some(("application/json", body.to_string())),
+        )
+        .await
     }
 
     /// Poll a task until it stops; returns its final status object.
     pub async fn wait_task(&self, upid: &str) -> Value {
         let node = upid.split(':').nth(1).expect("node in UPID").to_string();
         for _ in 0..600 {
-            let r = self.get(&format!("/nodes/{node}/tasks/{}/status", enc(upid))).await;
+            let r = self
+                .get(&format!("/nodes/{node}/tasks/{}/status", enc(upid)))
+                .await;
             assert_eq!(r.status, 200, "task status: {r:?}");
             let d = r.data();
             if d["status"] == "stopped" {
@@ -174,7 +206,9 @@ pub async fn fast() -> (SimServer, Client) {
 }
 
 pub async fn start(cfg: SimConfig) -> (SimServer, Client) {
-    let sim = pve_sim::start(cfg, "127.0.0.1:0".parse().expect("addr")).await.expect("start sim");
+    let sim = pve_sim::start(cfg, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("start sim");
     let (id, secret) = sim.token();
     let client = Client::token(sim.local_addr(), &id, &secret);
     (sim, client)
