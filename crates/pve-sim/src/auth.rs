@@ -150,7 +150,7 @@ fn cookie_ticket(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == "PVEAuthCookie")
-        .map(|(_, v)| unescape(v))
+        .map(|(_, v)| unescape(v.trim_matches('"')))
 }
 
 fn unescape(v: &str) -> String {
