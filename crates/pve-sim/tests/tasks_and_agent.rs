@@ -156,7 +156,7 @@ async fn start_stop_and_shutdown_change_status() {
 #[tokio::test]
 async fn guest_agent_answers_after_its_delay_with_the_ipconfig_address() {
     let mut cfg = SimConfig::fast();
-    cfg.agent_delay_ms = 400;
+    cfg.agent_delay_ms = 1500;
     let (sim, c) = start(cfg).await;
     c.ok_task(
         c.post("/nodes/pve1/qemu/9000/clone", &[("newid", "101")])
@@ -181,7 +181,7 @@ async fn guest_agent_answers_after_its_delay_with_the_ipconfig_address() {
         (500, "QEMU guest agent is not running")
     );
     let mut ready = false;
-    for _ in 0..200 {
+    for _ in 0..500 {
         if c.post("/nodes/pve1/qemu/101/agent/ping", &[]).await.status == 200 {
             ready = true;
             break;
