@@ -37,7 +37,13 @@ fn at(sources: &[SourceFile], file: usize, span: Span) -> String {
     format!("{name}:{}:{}", span.start.line, span.start.col)
 }
 
-fn diag(sources: &[SourceFile], file: usize, span: Span, message: String, help: String) -> Option<Diagnostic> {
+fn diag(
+    sources: &[SourceFile],
+    file: usize,
+    span: Span,
+    message: String,
+    help: String,
+) -> Option<Diagnostic> {
     sources
         .get(file)
         .map(|s| s.diagnostic(span, message, Some(help)))
@@ -46,7 +52,12 @@ fn diag(sources: &[SourceFile], file: usize, span: Span, message: String, help: 
 /// Runs every cross-document check. Reference checks (undeclared gold image, budget selecting
 /// nothing) are skipped when a file had a YAML syntax error, since the missing declaration may
 /// be in the unreadable part.
-pub(crate) fn check(sources: &[SourceFile], loaded: &[Loaded], declared: &[Declared], syntax_error: bool) -> Vec<Diagnostic> {
+pub(crate) fn check(
+    sources: &[SourceFile],
+    loaded: &[Loaded],
+    declared: &[Declared],
+    syntax_error: bool,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     duplicate_names(sources, declared, &mut out);
     if !syntax_error {
@@ -79,7 +90,12 @@ fn duplicate_names(sources: &[SourceFile], declared: &[Declared], out: &mut Vec<
     }
 }
 
-fn gold_image_references(sources: &[SourceFile], loaded: &[Loaded], declared: &[Declared], out: &mut Vec<Diagnostic>) {
+fn gold_image_references(
+    sources: &[SourceFile],
+    loaded: &[Loaded],
+    declared: &[Declared],
+    out: &mut Vec<Diagnostic>,
+) {
     let images: BTreeSet<&str> = declared
         .iter()
         .filter(|d| d.kind == Kind::GoldImage)
@@ -87,21 +103,31 @@ fn gold_image_references(sources: &[SourceFile], loaded: &[Loaded], declared: &[
         .collect();
     let candidates: Vec<&str> = images.iter().copied().collect();
     for l in loaded {
-        let Manifest::Node(node) = &l.manifest else { continue };
+        let Manifest::Node(node) = &l.manifest else {
+            continue;
+        };
         let wanted = node.spec.gold_image.as_str();
         if !images.contains(wanted) {
             out.extend(diag(
                 sources,
                 l.file,
                 l.span("spec.goldImage"),
-                format!("Node `{}` refers to GoldImage `{wanted}`, which is not declared", node.name()),
+                format!(
+                    "Node `{}` refers to GoldImage `{wanted}`, which is not declared",
+                    node.name()
+                ),
                 crate::suggest::help_for(wanted, &candidates, "gold images"),
             ));
         }
     }
 }
 
-fn budgets_select_something(sources: &[SourceFile], loaded: &[Loaded], declared: &[Declared], out: &mut Vec<Diagnostic>) {
+fn budgets_select_something(
+    sources: &[SourceFile],
+    loaded: &[Loaded],
+    declared: &[Declared],
+    out: &mut Vec<Diagnostic>,
+) {
     let node_labels: Vec<&Labels> = declared
         .iter()
         .filter(|d| d.kind == Kind::Node)
@@ -112,8 +138,13 @@ fn budgets_select_something(sources: &[SourceFile], loaded: &[Loaded], declared:
         .flat_map(|l| l.iter().map(|(k, v)| format!("{k}={v}")))
         .collect();
     for l in loaded {
-        let Manifest::DisruptionBudget(b) = &l.manifest else { continue };
-        if node_labels.iter().any(|labels| b.spec.selector.matches(labels)) {
+        let Manifest::DisruptionBudget(b) = &l.manifest else {
+            continue;
+        };
+        if node_labels
+            .iter()
+            .any(|labels| b.spec.selector.matches(labels))
+        {
             continue;
         }
         let help = if in_use.is_empty() {
@@ -169,8 +200,12 @@ fn vmid_ranges(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<Diagnost
         }
     }
     for l in loaded {
-        let Manifest::GoldImage(g) = &l.manifest else { continue };
-        let Some(vmid) = g.spec.template.vmid else { continue };
+        let Manifest::GoldImage(g) = &l.manifest else {
+            continue;
+        };
+        let Some(vmid) = g.spec.template.vmid else {
+            continue;
+        };
         if let Some((_, n)) = nodes.iter().find(|(_, n)| n.spec.vmids.contains(vmid)) {
             out.extend(diag(
                 sources,
@@ -191,7 +226,9 @@ fn vmid_ranges(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<Diagnost
 fn duplicate_addresses(sources: &[SourceFile], loaded: &[Loaded], out: &mut Vec<Diagnostic>) {
     let mut first: BTreeMap<IpAddr, (&Loaded, &Name, String)> = BTreeMap::new();
     for l in loaded {
-        let Manifest::Node(n) = &l.manifest else { continue };
+        let Manifest::Node(n) = &l.manifest else {
+            continue;
+        };
         for (i, nic) in n.spec.network.iter().enumerate() {
             let Some(addr) = nic.address else { continue };
             let path = format!("spec.network[{i}].address");

@@ -87,7 +87,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Records an error at `span`.
-    pub fn error(&mut self, span: Span, message: impl Into<String>, help: Option<String>) -> Reported {
+    pub fn error(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) -> Reported {
         self.diagnostics
             .push(self.source.diagnostic(span, message, help));
         Reported
@@ -158,7 +163,11 @@ impl<'a> Decoder<'a> {
         };
         for (k, v) in entries {
             let Value::Scalar { text: key, .. } = &k.value else {
-                self.error(k.span, "mapping keys must be strings", Some("use a plain word as key".to_string()));
+                self.error(
+                    k.span,
+                    "mapping keys must be strings",
+                    Some("use a plain word as key".to_string()),
+                );
                 continue;
             };
             if fields.get(key).is_some() {
@@ -255,7 +264,11 @@ impl<'a> Decoder<'a> {
                 Ok(text)
             }
             Value::Scalar { text, plain: true } if !is_null_text(text) => {
-                let message = format!("`{}`: expected a string, found {}", self.path(), y.describe());
+                let message = format!(
+                    "`{}`: expected a string, found {}",
+                    self.path(),
+                    y.describe()
+                );
                 Err(self.error(y.span, message, Some(format!("quote it: \"{text}\""))))
             }
             _ => Err(self.type_error(y, "a string")),

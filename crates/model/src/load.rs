@@ -46,7 +46,12 @@ impl ManifestSet {
             .map(Manifest::Node)
             .chain(self.gold_images.iter().cloned().map(Manifest::GoldImage))
             .chain(self.budgets.iter().cloned().map(Manifest::DisruptionBudget))
-            .chain(self.taint_policies.iter().cloned().map(Manifest::TaintPolicy))
+            .chain(
+                self.taint_policies
+                    .iter()
+                    .cloned()
+                    .map(Manifest::TaintPolicy),
+            )
             .collect()
     }
 
@@ -74,7 +79,10 @@ impl ManifestSet {
     }
 
     /// The budgets whose selector covers the node.
-    pub fn budgets_for<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a DisruptionBudget> + 'a {
+    pub fn budgets_for<'a>(
+        &'a self,
+        node: &'a Node,
+    ) -> impl Iterator<Item = &'a DisruptionBudget> + 'a {
         self.budgets
             .iter()
             .filter(move |b| b.spec.selector.matches(&node.metadata.labels))
@@ -115,7 +123,10 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<ManifestSet, Diagnostics> {
             if let Err(e) = collect_dir(path, &mut files) {
                 problems.push(path_problem(path, &format!("cannot read directory: {e}")));
             } else if files.len() == before {
-                problems.push(path_problem(path, "no manifest files (*.yaml, *.yml) in this directory"));
+                problems.push(path_problem(
+                    path,
+                    "no manifest files (*.yaml, *.yml) in this directory",
+                ));
             }
         } else {
             files.push(path.clone());
@@ -158,17 +169,17 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for path in entries {
         if path.is_dir() {
             collect_dir(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
     }
     Ok(())
 }
 
-fn load_sources(sources: Vec<SourceFile>, mut problems: Vec<Diagnostic>) -> Result<ManifestSet, Diagnostics> {
+fn load_sources(
+    sources: Vec<SourceFile>,
+    mut problems: Vec<Diagnostic>,
+) -> Result<ManifestSet, Diagnostics> {
     let mut loaded = Vec::new();
     let mut declared = Vec::new();
     let mut syntax_error = false;
@@ -215,4 +226,3 @@ fn load_sources(sources: Vec<SourceFile>, mut problems: Vec<Diagnostic>) -> Resu
     }
     Ok(set)
 }
-

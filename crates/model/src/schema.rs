@@ -27,8 +27,8 @@ pub fn json_schema() -> serde_json::Value {
 /// [`json_schema`] as pretty-printed JSON with a trailing newline: the content of
 /// [`SCHEMA_PATH`] and what `reborn schema` prints.
 pub fn json_schema_pretty() -> String {
-    let mut text = serde_json::to_string_pretty(&json_schema())
-        .unwrap_or_else(|_| String::from("{}"));
+    let mut text =
+        serde_json::to_string_pretty(&json_schema()).unwrap_or_else(|_| String::from("{}"));
     text.push('\n');
     text
 }

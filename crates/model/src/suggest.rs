@@ -17,7 +17,10 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `input`, if it is close enough to be a likely typo.
-pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (input.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -46,7 +49,10 @@ mod tests {
     #[test]
     fn typo_suggests_the_nearest_field() {
         assert_eq!(closest("memroy", ["cores", "memory"]), Some("memory"));
-        assert_eq!(closest("goldimage", ["goldImage", "placement"]), Some("goldImage"));
+        assert_eq!(
+            closest("goldimage", ["goldImage", "placement"]),
+            Some("goldImage")
+        );
     }
 
     #[test]

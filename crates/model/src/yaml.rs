@@ -56,7 +56,10 @@ pub(crate) struct Yaml {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     /// A scalar; `plain` is false for quoted, block and `!!str` scalars, which are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Yaml>),
     Map(Vec<(Yaml, Yaml)>),
 }
@@ -103,10 +106,7 @@ pub(crate) fn is_null_text(text: &str) -> bool {
 }
 
 pub(crate) fn is_bool_text(text: &str) -> bool {
-    matches!(
-        text,
-        "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
-    )
+    matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
 }
 
 /// YAML 1.2 core-schema numbers (ints, octal, hex, floats, infinities, NaN).
@@ -234,7 +234,10 @@ fn syntax_issue(err: &ScanError) -> YamlIssue {
             end: pos,
         },
         message: format!("YAML syntax error: {}", err.info()),
-        help: Some("check indentation, quoting and that `key: value` pairs have a space after the colon".to_string()),
+        help: Some(
+            "check indentation, quoting and that `key: value` pairs have a space after the colon"
+                .to_string(),
+        ),
     }
 }
 
@@ -269,7 +272,9 @@ pub(crate) fn parse(text: &str) -> ParsedFile {
                     out.issues.push(YamlIssue {
                         span,
                         message: "alias refers to an unknown anchor".to_string(),
-                        help: Some("define the anchor (`&name`) before using it (`*name`)".to_string()),
+                        help: Some(
+                            "define the anchor (`&name`) before using it (`*name`)".to_string(),
+                        ),
                     });
                     out.syntax_error = true;
                     return out;
@@ -278,9 +283,7 @@ pub(crate) fn parse(text: &str) -> ParsedFile {
                 if b.alias_nodes > MAX_ALIAS_NODES {
                     out.issues.push(YamlIssue {
                         span,
-                        message: format!(
-                            "aliases expand to more than {MAX_ALIAS_NODES} nodes"
-                        ),
+                        message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
                         help: Some("write the values out instead of nesting aliases".to_string()),
                     });
                     out.syntax_error = true;
@@ -388,7 +391,9 @@ mod tests {
 
     #[test]
     fn numbers_are_recognised_like_yaml_core_schema() {
-        for n in ["1", "-2", "+3", "1.5", ".5", "1e3", "0x1F", "0o17", ".inf", "-.inf", ".nan"] {
+        for n in [
+            "1", "-2", "+3", "1.5", ".5", "1e3", "0x1F", "0o17", ".inf", "-.inf", ".nan",
+        ] {
             assert!(is_number_text(n), "{n}");
         }
         for s in ["4GiB", "1.2.3", "e3", "0x", "", ".", "v1", "10.0.10.1"] {

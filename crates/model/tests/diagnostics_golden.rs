@@ -14,7 +14,11 @@ fn case_dirs() -> Vec<PathBuf> {
 
 fn rendered(dir: &Path) -> String {
     match model::load_paths(&[dir.to_path_buf()]) {
-        Ok(set) => panic!("{} should be invalid, loaded: {}", dir.display(), set.summary()),
+        Ok(set) => panic!(
+            "{} should be invalid, loaded: {}",
+            dir.display(),
+            set.summary()
+        ),
         Err(diags) => diags.to_string(),
     }
 }
@@ -22,7 +26,11 @@ fn rendered(dir: &Path) -> String {
 #[test]
 fn every_invalid_fixture_renders_its_golden_diagnostics() {
     let dirs = case_dirs();
-    assert!(dirs.len() >= 10, "expected the invalid fixture cases, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 10,
+        "expected the invalid fixture cases, found {}",
+        dirs.len()
+    );
     for dir in dirs {
         let case = dir
             .file_name()
@@ -43,12 +51,20 @@ fn diagnostics_are_the_same_on_every_run() {
 #[test]
 fn every_diagnostic_has_a_location_offending_text_and_hint() {
     for dir in case_dirs() {
-        let Err(diags) = model::load_paths(&[dir.clone()]) else {
+        let Err(diags) = model::load_paths(std::slice::from_ref(&dir)) else {
             panic!("{} should be invalid", dir.display())
         };
         for d in diags.iter() {
-            assert!(d.line > 0 && d.col > 0, "{}: no location: {d}", dir.display());
-            assert!(!d.source_line.is_empty(), "{}: no offending text: {d}", dir.display());
+            assert!(
+                d.line > 0 && d.col > 0,
+                "{}: no location: {d}",
+                dir.display()
+            );
+            assert!(
+                !d.source_line.is_empty(),
+                "{}: no offending text: {d}",
+                dir.display()
+            );
             assert!(d.help.is_some(), "{}: no hint: {d}", dir.display());
         }
     }

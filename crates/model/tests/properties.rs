@@ -50,7 +50,8 @@ fn apply(text: &str, edits: &[Edit]) -> String {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 0usize..40).prop_map(|(a, l)| Edit::Delete(a, l)),
-        (any::<usize>(), "[ -~\n\t:{}\\[\\]&*!|>'\"#-]{0,12}").prop_map(|(a, s)| Edit::Insert(a, s)),
+        (any::<usize>(), "[ -~\n\t:{}\\[\\]&*!|>'\"#-]{0,12}")
+            .prop_map(|(a, s)| Edit::Insert(a, s)),
         (any::<usize>(), 0usize..200).prop_map(|(a, l)| Edit::Duplicate(a, l)),
     ]
 }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(model::SCHEMA_PATH)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(model::SCHEMA_PATH)
 }
 
 #[test]
@@ -27,7 +29,10 @@ fn schema_offers_every_kind() {
     let schema = model::json_schema();
     let text = schema.to_string();
     for kind in ["Node", "GoldImage", "DisruptionBudget", "TaintPolicy"] {
-        assert!(text.contains(&format!("\"const\":\"{kind}\"")), "{kind} missing");
+        assert!(
+            text.contains(&format!("\"const\":\"{kind}\"")),
+            "{kind} missing"
+        );
     }
     assert!(text.contains("reborn.dev/v1alpha1"));
 }

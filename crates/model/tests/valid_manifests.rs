@@ -10,7 +10,10 @@ fn examples_dir() -> PathBuf {
 #[test]
 fn jsonrag_example_is_valid() {
     let set = load_paths(&[examples_dir()]).unwrap_or_else(|d| panic!("{d}"));
-    assert_eq!(set.summary(), "4 nodes, 2 gold images, 1 budget, 1 taint policy: valid");
+    assert_eq!(
+        set.summary(),
+        "4 nodes, 2 gold images, 1 budget, 1 taint policy: valid"
+    );
     let ingress: Vec<&str> = set
         .nodes
         .iter()
@@ -27,7 +30,9 @@ fn jsonrag_example_files_carry_the_schema_modeline() {
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).expect("readable");
             assert!(
-                text.starts_with("# yaml-language-server: $schema=../../manifests/schema/reborn.v1alpha1.json\n"),
+                text.starts_with(
+                    "# yaml-language-server: $schema=../../manifests/schema/reborn.v1alpha1.json\n"
+                ),
                 "{} lacks the modeline",
                 path.display()
             );
@@ -38,12 +43,16 @@ fn jsonrag_example_files_carry_the_schema_modeline() {
 #[test]
 fn valid_fixtures_load() {
     let set = load_paths(&[PathBuf::from("tests/data/valid")]).unwrap_or_else(|d| panic!("{d}"));
-    assert_eq!(set.summary(), "3 nodes, 2 gold images, 1 budget, 1 taint policy: valid");
+    assert_eq!(
+        set.summary(),
+        "3 nodes, 2 gold images, 1 budget, 1 taint policy: valid"
+    );
 }
 
 #[test]
 fn omitted_fields_take_their_defaults() {
-    let set = load_paths(&[PathBuf::from("tests/data/valid/minimal.yaml")]).unwrap_or_else(|d| panic!("{d}"));
+    let set = load_paths(&[PathBuf::from("tests/data/valid/minimal.yaml")])
+        .unwrap_or_else(|d| panic!("{d}"));
     let spec = &set.nodes[0].spec;
     assert_eq!(spec.clone.mode, CloneMode::Linked);
     assert_eq!(spec.replacement.strategy, ReplacementStrategy::StopFirst);

@@ -70,7 +70,12 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds.
-    pub const ALL: [Kind; 4] = [Kind::Node, Kind::GoldImage, Kind::DisruptionBudget, Kind::TaintPolicy];
+    pub const ALL: [Kind; 4] = [
+        Kind::Node,
+        Kind::GoldImage,
+        Kind::DisruptionBudget,
+        Kind::TaintPolicy,
+    ];
 
     /// The `kind:` text.
     pub fn as_str(self) -> &'static str {
@@ -133,7 +138,11 @@ impl Decode for ApiVersion {
             return Ok(ApiVersion::V1alpha1);
         }
         let message = format!("unknown apiVersion `{}`", crate::yaml::shorten(text));
-        Err(d.error(y.span, message, Some(format!("use `apiVersion: {API_VERSION}`"))))
+        Err(d.error(
+            y.span,
+            message,
+            Some(format!("use `apiVersion: {API_VERSION}`")),
+        ))
     }
 }
 
@@ -199,7 +208,9 @@ pub(crate) fn decode_document(y: &Yaml, d: &mut Decoder<'_>) -> DocOutcome {
         (Err(Reported), _) | (_, Err(Reported)) => Err(Reported),
         (Ok(_), Ok(Kind::Node)) => d.required(&m, "spec").map(AnySpec::Node),
         (Ok(_), Ok(Kind::GoldImage)) => d.required(&m, "spec").map(AnySpec::GoldImage),
-        (Ok(_), Ok(Kind::DisruptionBudget)) => d.required(&m, "spec").map(AnySpec::DisruptionBudget),
+        (Ok(_), Ok(Kind::DisruptionBudget)) => {
+            d.required(&m, "spec").map(AnySpec::DisruptionBudget)
+        }
         (Ok(_), Ok(Kind::TaintPolicy)) => d.required(&m, "spec").map(AnySpec::TaintPolicy),
     };
     let (Ok(api_version), Ok(metadata), Ok(spec)) = (api, metadata, spec) else {

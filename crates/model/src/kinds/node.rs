@@ -2,7 +2,9 @@
 
 use super::{ApiVersion, Metadata};
 use crate::decode::{DResult, Decode, Decoder, Reported};
-use crate::values::{BridgeName, Cidr, Duration, MemorySize, Name, PveNodeName, PveTag, StorageId, VmIdRange};
+use crate::values::{
+    BridgeName, Cidr, Duration, MemorySize, Name, PveNodeName, PveTag, StorageId, VmIdRange,
+};
 use crate::yaml::Yaml;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -223,8 +225,17 @@ impl Decode for NodeSpec {
         let m = d.mapping(
             y,
             &[
-                "goldImage", "vmids", "placement", "clone", "resources", "network", "cloudInit",
-                "readiness", "replacement", "drift", "tags",
+                "goldImage",
+                "vmids",
+                "placement",
+                "clone",
+                "resources",
+                "network",
+                "cloudInit",
+                "readiness",
+                "replacement",
+                "drift",
+                "tags",
             ],
         )?;
         let gold_image = d.required(&m, "goldImage");
@@ -242,7 +253,9 @@ impl Decode for NodeSpec {
             && replacement.strategy == ReplacementStrategy::SurgeFirst
             && let Some(i) = network.iter().position(|n| n.address.is_some())
         {
-            let span = d.span_of(&format!("network[{i}].address")).unwrap_or(y.span);
+            let span = d
+                .span_of(&format!("network[{i}].address"))
+                .unwrap_or(y.span);
             let message = format!(
                 "`{}.network[{i}].address`: a fixed address cannot be used with strategy SurgeFirst",
                 d.path()
@@ -277,7 +290,11 @@ impl Decode for Placement {
         let pve_nodes: Vec<PveNodeName> = d.required(&m, "pveNodes")?;
         if pve_nodes.is_empty() {
             let message = format!("`{}.pveNodes` is empty", d.path());
-            return Err(d.error(y.span, message, Some("list at least one PVE node, e.g. `[pve1]`".to_string())));
+            return Err(d.error(
+                y.span,
+                message,
+                Some("list at least one PVE node, e.g. `[pve1]`".to_string()),
+            ));
         }
         Ok(Placement { pve_nodes })
     }
@@ -297,7 +314,10 @@ impl Decode for CloneSpec {
 
 impl Decode for CloneMode {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        d.choice(y, &[("linked", CloneMode::Linked), ("full", CloneMode::Full)])
+        d.choice(
+            y,
+            &[("linked", CloneMode::Linked), ("full", CloneMode::Full)],
+        )
     }
 }
 
@@ -325,7 +345,14 @@ impl Decode for NetworkInterface {
             match address {
                 None => {
                     let message = format!("`{}.gateway` is set but `address` is not", d.path());
-                    return Err(d.error(span, message, Some("a gateway needs a fixed address; add `address:` or remove `gateway:`".to_string())));
+                    return Err(d.error(
+                        span,
+                        message,
+                        Some(
+                            "a gateway needs a fixed address; add `address:` or remove `gateway:`"
+                                .to_string(),
+                        ),
+                    ));
                 }
                 Some(addr) if !addr.contains(gw) => {
                     let message = format!(
@@ -336,8 +363,15 @@ impl Decode for NetworkInterface {
                     return Err(d.error(span, message, Some("the gateway must be reachable on the interface's own network; check the address's prefix length or the gateway".to_string())));
                 }
                 Some(addr) if addr.addr() == gw => {
-                    let message = format!("`{}.gateway`: {gw} is the interface's own address", d.path());
-                    return Err(d.error(span, message, Some("use the router's address as gateway".to_string())));
+                    let message = format!(
+                        "`{}.gateway`: {gw} is the interface's own address",
+                        d.path()
+                    );
+                    return Err(d.error(
+                        span,
+                        message,
+                        Some("use the router's address as gateway".to_string()),
+                    ));
                 }
                 Some(_) => {}
             }
@@ -361,7 +395,14 @@ impl Decode for CloudInit {
         {
             let span = d.span_of("userData").unwrap_or(y.span);
             let message = format!("`{}.userData`: `{volume}` is not a PVE volume id", d.path());
-            d.error(span, message, Some("write it as `<storage>:snippets/<file>`, e.g. `local:snippets/worker.yaml`".to_string()));
+            d.error(
+                span,
+                message,
+                Some(
+                    "write it as `<storage>:snippets/<file>`, e.g. `local:snippets/worker.yaml`"
+                        .to_string(),
+                ),
+            );
             return Err(Reported);
         }
         Ok(CloudInit {
@@ -426,6 +467,12 @@ impl Decode for ReplacementStrategy {
 
 impl Decode for DriftPolicy {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
-        d.choice(y, &[("Replace", DriftPolicy::Replace), ("Report", DriftPolicy::Report)])
+        d.choice(
+            y,
+            &[
+                ("Replace", DriftPolicy::Replace),
+                ("Report", DriftPolicy::Report),
+            ],
+        )
     }
 }

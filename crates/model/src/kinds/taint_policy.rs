@@ -123,7 +123,9 @@ pub enum AttributionSource {
 }
 
 /// How serious a taint is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Severity {
     /// Low.
     Low,
@@ -150,7 +152,14 @@ impl Decode for TaintPolicySpec {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
         let m = d.mapping(
             y,
-            &["match", "threshold", "attribution", "severity", "action", "taintTtl"],
+            &[
+                "match",
+                "threshold",
+                "attribution",
+                "severity",
+                "action",
+                "taintTtl",
+            ],
         )?;
         let matching = d.required(&m, "match");
         let threshold = d.required(&m, "threshold");
@@ -174,7 +183,15 @@ impl Decode for DecisionMatch {
     fn decode(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Self> {
         let m = d.mapping(
             y,
-            &["principalIds", "principalRoles", "resourceKinds", "actions", "effect", "policies", "rules"],
+            &[
+                "principalIds",
+                "principalRoles",
+                "resourceKinds",
+                "actions",
+                "effect",
+                "policies",
+                "rules",
+            ],
         )?;
         let principal_ids = d.or_default(&m, "principalIds");
         let principal_roles = d.or_default(&m, "principalRoles");
@@ -187,7 +204,10 @@ impl Decode for DecisionMatch {
             && let Some((i, rule)) = rules.iter().enumerate().find(|(_, r)| !r.contains('#'))
         {
             let span = d.span_of(&format!("rules[{i}]")).unwrap_or(y.span);
-            let message = format!("`{}.rules[{i}]`: `{rule}` is not `<policy>#<rule>`", d.path());
+            let message = format!(
+                "`{}.rules[{i}]`: `{rule}` is not `<policy>#<rule>`",
+                d.path()
+            );
             d.error(span, message, Some("write the rule as Cerbos names an output's source, e.g. `resource.tenant_document.vdefault#deny-cross-tenant`".to_string()));
             return Err(Reported);
         }
@@ -237,8 +257,15 @@ impl Decode for Attribution {
             }
             (AttributionSource::PeerAddress, Some(_)) => {
                 let span = d.span_of("metadataKey").unwrap_or(y.span);
-                let message = format!("`{}.metadataKey` is only used with `by: MetadataKey`", d.path());
-                Err(d.error(span, message, Some("remove `metadataKey`, or set `by: MetadataKey`".to_string())))
+                let message = format!(
+                    "`{}.metadataKey` is only used with `by: MetadataKey`",
+                    d.path()
+                );
+                Err(d.error(
+                    span,
+                    message,
+                    Some("remove `metadataKey`, or set `by: MetadataKey`".to_string()),
+                ))
             }
             _ => Ok(Attribution { by, metadata_key }),
         }

@@ -11,7 +11,10 @@ fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
         let pair = hex.get(2 * i..2 * i + 2)?;
-        if !pair.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+        if !pair
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        {
             return None;
         }
         *byte = u8::from_str_radix(pair, 16).ok()?;
@@ -45,9 +48,13 @@ impl FromStr for Sha256Digest {
         let hex = s
             .strip_prefix("sha256:")
             .ok_or_else(|| ValueError::new("digest", s, "must start with `sha256:`"))?;
-        decode_hex32(hex)
-            .map(Sha256Digest)
-            .ok_or_else(|| ValueError::new("digest", s, "expected 64 lower-case hex digits after `sha256:`"))
+        decode_hex32(hex).map(Sha256Digest).ok_or_else(|| {
+            ValueError::new(
+                "digest",
+                s,
+                "expected 64 lower-case hex digits after `sha256:`",
+            )
+        })
     }
 }
 
@@ -90,9 +97,13 @@ impl FromStr for Ed25519PublicKey {
         let hex = s
             .strip_prefix("ed25519:")
             .ok_or_else(|| ValueError::new("public key", s, "must start with `ed25519:`"))?;
-        decode_hex32(hex)
-            .map(Ed25519PublicKey)
-            .ok_or_else(|| ValueError::new("public key", s, "expected 64 lower-case hex digits after `ed25519:`"))
+        decode_hex32(hex).map(Ed25519PublicKey).ok_or_else(|| {
+            ValueError::new(
+                "public key",
+                s,
+                "expected 64 lower-case hex digits after `ed25519:`",
+            )
+        })
     }
 }
 
@@ -103,7 +114,8 @@ impl fmt::Display for Ed25519PublicKey {
 }
 
 impl crate::decode::ScalarValue for Ed25519PublicKey {
-    const EXPECTED: &'static str = "`ed25519:` followed by 64 lower-case hex digits (the 32 key bytes)";
+    const EXPECTED: &'static str =
+        "`ed25519:` followed by 64 lower-case hex digits (the 32 key bytes)";
 }
 
 string_value!(Ed25519PublicKey, "Ed25519PublicKey", {
@@ -126,10 +138,19 @@ mod tests {
 
     #[test]
     fn malformed_digests_and_keys_are_rejected() {
-        for bad in ["ab".repeat(32), format!("sha256:{}", "AB".repeat(32)), "sha256:abc".to_string(), format!("sha512:{}", "ab".repeat(32))] {
+        for bad in [
+            "ab".repeat(32),
+            format!("sha256:{}", "AB".repeat(32)),
+            "sha256:abc".to_string(),
+            format!("sha512:{}", "ab".repeat(32)),
+        ] {
             assert!(bad.parse::<Sha256Digest>().is_err(), "{bad}");
         }
-        assert!(format!("ed25519:{}", "0f".repeat(32)).parse::<Ed25519PublicKey>().is_ok());
+        assert!(
+            format!("ed25519:{}", "0f".repeat(32))
+                .parse::<Ed25519PublicKey>()
+                .is_ok()
+        );
         assert!("ssh-ed25519 AAAA".parse::<Ed25519PublicKey>().is_err());
     }
 }

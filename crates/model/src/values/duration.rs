@@ -17,7 +17,9 @@ impl Duration {
 
     /// A duration of `secs` seconds, if positive and at most [`Duration::MAX_SECS`].
     pub fn from_secs(secs: u64) -> Option<Self> {
-        (1..=Self::MAX_SECS).contains(&secs).then_some(Duration { secs })
+        (1..=Self::MAX_SECS)
+            .contains(&secs)
+            .then_some(Duration { secs })
     }
 
     /// Whole seconds.
@@ -42,13 +44,22 @@ impl FromStr for Duration {
         let mut rest = s;
         let mut last_unit_rank = usize::MAX;
         while !rest.is_empty() {
-            let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits_end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits_end == 0 {
-                return Err(err("expected a number before each unit, as in `30s` or `1h30m`"));
+                return Err(err(
+                    "expected a number before each unit, as in `30s` or `1h30m`",
+                ));
             }
-            let n: u64 = rest[..digits_end].parse().map_err(|_| err("number is too large"))?;
+            let n: u64 = rest[..digits_end]
+                .parse()
+                .map_err(|_| err("number is too large"))?;
             let after = &rest[digits_end..];
-            let unit = after.chars().next().ok_or_else(|| err("missing unit (s, m, h or d)"))?;
+            let unit = after
+                .chars()
+                .next()
+                .ok_or_else(|| err("missing unit (s, m, h or d)"))?;
             let (rank, secs) = match unit {
                 'd' => (0, 86_400),
                 'h' => (1, 3_600),
@@ -57,7 +68,9 @@ impl FromStr for Duration {
                 other => return Err(err(&format!("unknown unit `{other}` (use s, m, h or d)"))),
             };
             if last_unit_rank != usize::MAX && rank <= last_unit_rank {
-                return Err(err("units must go from largest to smallest, each once (e.g. `1h30m`)"));
+                return Err(err(
+                    "units must go from largest to smallest, each once (e.g. `1h30m`)",
+                ));
             }
             last_unit_rank = rank;
             total = n
@@ -117,7 +130,17 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_rejected() {
-        for bad in ["", "5", "m", "5x", "0s", "5m1h", "1.5h", "5 m", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "0s",
+            "5m1h",
+            "1.5h",
+            "5 m",
+            "99999999999999999999s",
+        ] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
     }

@@ -17,7 +17,9 @@ impl MemorySize {
 
     /// A size of `mib` MiB, if at least [`MemorySize::MIN_MIB`].
     pub fn from_mib(mib: u64) -> Option<Self> {
-        (Self::MIN_MIB..=u64::from(u32::MAX)).contains(&mib).then_some(MemorySize { mib })
+        (Self::MIN_MIB..=u64::from(u32::MAX))
+            .contains(&mib)
+            .then_some(MemorySize { mib })
     }
 
     /// The size in MiB (PVE's `memory` value).
@@ -46,9 +48,17 @@ impl FromStr for MemorySize {
             "GiB" => 1024,
             "TiB" => 1024 * 1024,
             "" => return Err(err("missing unit (MiB, GiB or TiB)")),
-            "M" | "MB" | "Mi" | "m" | "mb" | "mib" => return Err(err(&format!("unit `{unit}` is ambiguous; write `MiB`"))),
-            "G" | "GB" | "Gi" | "g" | "gb" | "gib" => return Err(err(&format!("unit `{unit}` is ambiguous; write `GiB`"))),
-            other => return Err(err(&format!("unknown unit `{other}` (use MiB, GiB or TiB)"))),
+            "M" | "MB" | "Mi" | "m" | "mb" | "mib" => {
+                return Err(err(&format!("unit `{unit}` is ambiguous; write `MiB`")));
+            }
+            "G" | "GB" | "Gi" | "g" | "gb" | "gib" => {
+                return Err(err(&format!("unit `{unit}` is ambiguous; write `GiB`")));
+            }
+            other => {
+                return Err(err(&format!(
+                    "unknown unit `{other}` (use MiB, GiB or TiB)"
+                )));
+            }
         };
         let mib = n.checked_mul(factor).ok_or_else(|| err("too large"))?;
         MemorySize::from_mib(mib).ok_or_else(|| {
@@ -92,7 +102,10 @@ mod tests {
     fn sizes_are_stored_in_mib() {
         assert_eq!("512MiB".parse::<MemorySize>().map(MemorySize::mib), Ok(512));
         assert_eq!("4GiB".parse::<MemorySize>().map(MemorySize::mib), Ok(4096));
-        assert_eq!("1TiB".parse::<MemorySize>().map(MemorySize::mib), Ok(1024 * 1024));
+        assert_eq!(
+            "1TiB".parse::<MemorySize>().map(MemorySize::mib),
+            Ok(1024 * 1024)
+        );
     }
 
     #[test]
@@ -104,7 +117,16 @@ mod tests {
 
     #[test]
     fn decimal_or_missing_units_are_rejected() {
-        for bad in ["4GB", "4G", "4096", "4.5GiB", "GiB", "8MiB", "-1GiB", "99999999999999999999GiB"] {
+        for bad in [
+            "4GB",
+            "4G",
+            "4096",
+            "4.5GiB",
+            "GiB",
+            "8MiB",
+            "-1GiB",
+            "99999999999999999999GiB",
+        ] {
             assert!(bad.parse::<MemorySize>().is_err(), "{bad}");
         }
     }

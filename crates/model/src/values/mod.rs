@@ -15,8 +15,8 @@ pub use memory::MemorySize;
 pub use name::{Name, NodeName};
 pub use net::Cidr;
 pub use pve::{BridgeName, PveNodeName, PveTag, StorageId};
-pub use selector::{LabelRequirement, LabelSelector, Labels, SelectorOperator};
 pub(crate) use selector::LabelsField;
+pub use selector::{LabelRequirement, LabelSelector, Labels, SelectorOperator};
 pub use vmid::{VmId, VmIdRange};
 
 /// Error returned when a typed value cannot be parsed from its text.

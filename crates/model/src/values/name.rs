@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn dns_labels_are_accepted() {
         for ok in ["worker-1", "a", "0", "jsonrag-ingress"] {
-            assert_eq!(ok.parse::<Name>().map(|n| n.to_string()), Ok(ok.to_string()));
+            assert_eq!(
+                ok.parse::<Name>().map(|n| n.to_string()),
+                Ok(ok.to_string())
+            );
         }
     }
 

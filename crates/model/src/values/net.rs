@@ -15,11 +15,19 @@ pub struct Cidr {
 }
 
 fn mask_v4(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
 }
 
 fn mask_v6(prefix: u8) -> u128 {
-    if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    }
 }
 
 impl Cidr {
@@ -141,7 +149,14 @@ mod tests {
 
     #[test]
     fn network_broadcast_and_malformed_addresses_are_rejected() {
-        for bad in ["10.0.10.0/24", "10.0.10.255/24", "10.0.10.21", "10.0.10.21/33", "host/24", "10.0.10.21/+8"] {
+        for bad in [
+            "10.0.10.0/24",
+            "10.0.10.255/24",
+            "10.0.10.21",
+            "10.0.10.21/33",
+            "host/24",
+            "10.0.10.21/+8",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
         assert!("10.0.10.1/32".parse::<Cidr>().is_ok());

@@ -44,12 +44,17 @@ impl FromStr for PveTag {
         if let Some(c) = chars.find(|c| {
             !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
         }) {
-            return err(&format!("`{c}` is not allowed (use a-z, 0-9, `_`, `-`, `+`, `.`)"));
+            return err(&format!(
+                "`{c}` is not allowed (use a-z, 0-9, `_`, `-`, `+`, `.`)"
+            ));
         }
         Ok(PveTag(s.to_string()))
     }
 }
-text_newtype!(PveTag, "a PVE tag such as `jsonrag` (a-z, 0-9, `_`, `-`, `+`, `.`)");
+text_newtype!(
+    PveTag,
+    "a PVE tag such as `jsonrag` (a-z, 0-9, `_`, `-`, `+`, `.`)"
+);
 string_value!(PveTag, "PveTag", {
     "type": "string",
     "description": "A PVE tag (lower case): `[a-z0-9_][a-z0-9_+.-]*`.",
@@ -96,8 +101,9 @@ impl FromStr for StorageId {
         let ok = s.len() >= 2
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+            });
         if ok {
             Ok(StorageId(s.to_string()))
         } else {

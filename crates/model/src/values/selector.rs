@@ -29,7 +29,8 @@ pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|l| {
                 !l.is_empty()
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });
@@ -63,11 +64,17 @@ pub(crate) fn decode_labels(y: &Yaml, d: &mut Decoder<'_>) -> DResult<Labels> {
     let mut failed = false;
     if let Value::Map(entries) = &y.value {
         for (k, v) in entries {
-            let (Value::Scalar { text: key, .. }, Value::Scalar { text: value, .. }) = (&k.value, &v.value) else {
+            let (Value::Scalar { text: key, .. }, Value::Scalar { text: value, .. }) =
+                (&k.value, &v.value)
+            else {
                 continue;
             };
             if let Err(msg) = check_label_key(key) {
-                d.error(k.span, msg, Some("e.g. `role: worker` or `app.kubernetes.io/name: x`".to_string()));
+                d.error(
+                    k.span,
+                    msg,
+                    Some("e.g. `role: worker` or `app.kubernetes.io/name: x`".to_string()),
+                );
                 failed = true;
             }
             if let Err(msg) = check_label_value(value) {
@@ -188,18 +195,29 @@ impl Decode for LabelRequirement {
         let values: DResult<Vec<String>> = d.or_default(&m, "values");
         let (key, operator, values) = (key?, operator?, values?);
         if let Err(msg) = check_label_key(&key) {
-            return Err(d.error(y.span, msg, Some("use a label key such as `role` or `app.kubernetes.io/name`".to_string())));
+            return Err(d.error(
+                y.span,
+                msg,
+                Some("use a label key such as `role` or `app.kubernetes.io/name`".to_string()),
+            ));
         }
         let needs_values = matches!(operator, SelectorOperator::In | SelectorOperator::NotIn);
         if needs_values && values.is_empty() {
-            let message = format!("`{}`: operator {operator:?} needs at least one value", d.path());
+            let message = format!(
+                "`{}`: operator {operator:?} needs at least one value",
+                d.path()
+            );
             return Err(d.error(y.span, message, Some("add `values: [...]`".to_string())));
         }
         if !needs_values && !values.is_empty() {
             let message = format!("`{}`: operator {operator:?} takes no values", d.path());
             return Err(d.error(y.span, message, Some("remove `values`".to_string())));
         }
-        Ok(LabelRequirement { key, operator, values })
+        Ok(LabelRequirement {
+            key,
+            operator,
+            values,
+        })
     }
 }
 
@@ -210,7 +228,8 @@ impl Decode for LabelSelector {
             true => d.required::<LabelsField>(&m, "matchLabels").map(|l| l.0),
             false => Ok(Labels::new()),
         };
-        let match_expressions: DResult<Vec<LabelRequirement>> = d.or_default(&m, "matchExpressions");
+        let match_expressions: DResult<Vec<LabelRequirement>> =
+            d.or_default(&m, "matchExpressions");
         Ok(LabelSelector {
             match_labels: match_labels?,
             match_expressions: match_expressions?,
@@ -232,7 +251,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -241,7 +263,11 @@ mod tests {
             match_labels: labels(&[("app", "jsonrag"), ("role", "ingress")]),
             match_expressions: vec![],
         };
-        assert!(sel.matches(&labels(&[("app", "jsonrag"), ("role", "ingress"), ("x", "y")])));
+        assert!(sel.matches(&labels(&[
+            ("app", "jsonrag"),
+            ("role", "ingress"),
+            ("x", "y")
+        ])));
         assert!(!sel.matches(&labels(&[("app", "jsonrag"), ("role", "worker")])));
     }
 

@@ -59,7 +59,10 @@ impl schemars::JsonSchema for VmId {
 }
 
 impl crate::decode::Decode for VmId {
-    fn decode(y: &crate::yaml::Yaml, d: &mut crate::decode::Decoder<'_>) -> crate::decode::DResult<Self> {
+    fn decode(
+        y: &crate::yaml::Yaml,
+        d: &mut crate::decode::Decoder<'_>,
+    ) -> crate::decode::DResult<Self> {
         let n = d.integer(y, u64::from(VmId::MIN), u64::from(VmId::MAX))?;
         u32::try_from(n)
             .ok()
@@ -114,13 +117,19 @@ impl fmt::Display for VmIdRange {
 }
 
 impl crate::decode::Decode for VmIdRange {
-    fn decode(y: &crate::yaml::Yaml, d: &mut crate::decode::Decoder<'_>) -> crate::decode::DResult<Self> {
+    fn decode(
+        y: &crate::yaml::Yaml,
+        d: &mut crate::decode::Decoder<'_>,
+    ) -> crate::decode::DResult<Self> {
         let m = d.mapping(y, &["from", "to"])?;
         let from: crate::decode::DResult<VmId> = d.required(&m, "from");
         let to: crate::decode::DResult<VmId> = d.required(&m, "to");
         let (from, to) = (from?, to?);
         if from > to {
-            let message = format!("`{}`: VMID range {from}-{to} is empty (`from` is after `to`)", d.path());
+            let message = format!(
+                "`{}`: VMID range {from}-{to} is empty (`from` is after `to`)",
+                d.path()
+            );
             return Err(d.error(y.span, message, Some("swap `from` and `to`".to_string())));
         }
         if from == to {
@@ -128,7 +137,10 @@ impl crate::decode::Decode for VmIdRange {
             return Err(d.error(
                 y.span,
                 message,
-                Some("a replacement needs two ids at once (old and new instance): widen the range".to_string()),
+                Some(
+                    "a replacement needs two ids at once (old and new instance): widen the range"
+                        .to_string(),
+                ),
             ));
         }
         Ok(VmIdRange { from, to })
