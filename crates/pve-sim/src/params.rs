@@ -109,10 +109,15 @@ fn scalar(v: &serde_json::Value) -> String {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum PType {
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Str,
     VmId,
     Node,
+    /// PVE format `dns-name` (VM names).
+    DnsName,
     Enum(&'static [&'static str]),
 }
 
@@ -166,6 +171,13 @@ fn check_ptype(ty: PType, v: &str) -> Result<String, String> {
                 Ok(v.to_string())
             } else {
                 Err("invalid format - value does not look like a valid node name\n".into())
+            }
+        }
+        PType::DnsName => {
+            if vmconf::is_dns_name(v) {
+                Ok(v.to_string())
+            } else {
+                Err("invalid format - value does not look like a valid DNS name\n".into())
             }
         }
         PType::Enum(values) => {

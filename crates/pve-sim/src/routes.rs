@@ -225,7 +225,7 @@ pub(crate) static ROUTES: &[RouteDef] = &[
             NODE,
             VMID,
             req("newid", PType::VmId),
-            opt("name", PType::Str),
+            opt("name", PType::DnsName),
             opt("description", PType::Str),
             opt("pool", PType::Str),
             opt("snapname", PType::Str),

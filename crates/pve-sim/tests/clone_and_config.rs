@@ -65,6 +65,26 @@ async fn default_clone_name_is_copy_of_vm() {
 }
 
 #[tokio::test]
+async fn clone_name_must_be_a_dns_name_and_every_bad_parameter_is_reported() {
+    let (sim, c) = fast().await;
+    let r = clone(&c, 9000, &[("newid", "5"), ("name", "worker_1")]).await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (400, "Parameter verification failed.")
+    );
+    assert_eq!(
+        r.error("name").trim_end(),
+        "invalid format - value does not look like a valid DNS name"
+    );
+    assert_eq!(
+        r.error("newid").trim_end(),
+        "invalid format - value does not look like a valid VM ID"
+    );
+    assert!(sim.admin().vm(5).is_none() && sim.admin().vms().len() == 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn storage_is_not_allowed_for_linked_clones() {
     let (sim, c) = fast().await;
     let r = clone(&c, 9000, &[("newid", "101"), ("storage", "local-lvm")]).await;
