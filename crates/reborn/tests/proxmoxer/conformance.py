@@ -123,7 +123,7 @@ def main():
         check(False, "invalid clone parameters must fail")
     except ResourceException as e:
         check(e.status_code == 400, f"bad parameters give 400, got {e.status_code}")
-        check(e.errors and "newid" in e.errors, f"errors map names newid: {e.errors}")
+        check(e.errors and "newid" in e.errors and "name" in e.errors, f"errors map names newid and name: {e.errors}")
 
     step("ticket auth: login, read, and a write that needs the CSRF token")
     ticketed = ProxmoxAPI(host, user=login_user, password=password, verify_ssl=ca_file)
