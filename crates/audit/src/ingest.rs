@@ -1,0 +1,286 @@
+//! Turns a batch of audit lines into taints and commits them with the source's new cursor in ONE store transaction.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use store::{AuditCursor, CursorPosition, NewEvent, NewTaint, Op, OpResult, Store, Taint, Txn};
+
+use crate::attribution::AddressBook;
+use crate::decode::{DecodeError, Entry, decode_line};
+use crate::join::{JoinedCall, Joiner};
+use crate::policy::{CompiledPolicy, EvalStats, Evaluator};
+
+/// The event kind appended next to every taint a policy raises.
+pub const TAINT_EVENT_KIND: &str = "CerbosTaintRaised";
+
+/// Counts and results of one ingested batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestReport {
+    /// Lines seen (including blank and malformed ones).
+    pub lines: u64,
+    /// `access` entries.
+    pub access: u64,
+    /// `decision` entries with `checkResources`.
+    pub check_decisions: u64,
+    /// `decision` entries with `planResources` (never feed taints).
+    pub plan_decisions: u64,
+    /// Valid JSON that is not an audit entry (other loggers, blank lines).
+    pub other: u64,
+    /// Lines that are not valid audit JSON (garbage, truncated, too long): skipped.
+    pub malformed: u64,
+    /// Calls whose two halves were joined.
+    pub joined: u64,
+    /// Access halves released without a decision (ServerInfo, rejected calls, lost halves).
+    pub access_only: u64,
+    /// Decision halves released without an access entry.
+    pub decision_only: u64,
+    /// Access entries with a non-zero gRPC status.
+    pub failed_calls: u64,
+    /// Policy evaluation counters.
+    pub eval: EvalStats,
+    /// Taints this batch added (new rows in the store).
+    pub taints: Vec<Taint>,
+    /// Drafted taints the store already had active (same node, instance and key).
+    pub already_tainted: u64,
+    /// The cursor committed with the batch, if any.
+    pub cursor: Option<CursorPosition>,
+}
+
+impl IngestReport {
+    fn absorb_joined(&mut self, calls: &[JoinedCall]) {
+        for c in calls {
+            match (&c.access, &c.decision) {
+                (Some(_), Some(_)) => self.joined += 1,
+                (Some(_), None) => self.access_only += 1,
+                (None, Some(_)) => self.decision_only += 1,
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+/// Why a batch could not be committed. Nothing of the batch is stored then, and the
+/// ingestor's counters are as they were before it.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The store refused or failed the transaction.
+    #[error("committing audit batch of source {source_name:?} failed")]
+    Store {
+        /// The audit source.
+        source_name: String,
+        /// The store's error.
+        #[source]
+        source: store::StoreError,
+    },
+    /// The store answered with results of the wrong shape.
+    #[error("store returned an unexpected result for audit source {source_name:?}")]
+    UnexpectedResult {
+        /// The audit source.
+        source_name: String,
+    },
+}
+
+/// Decodes, joins and evaluates audit lines, keeping the join and window state between
+/// batches. One ingestor per audit source (or shared, behind a lock).
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    evaluator: Evaluator,
+    joiner: Joiner,
+    addresses: AddressBook,
+}
+
+impl Ingestor {
+    /// An ingestor evaluating `policies`, attributing with `addresses`.
+    pub fn new(policies: Vec<CompiledPolicy>, addresses: AddressBook) -> Self {
+        Ingestor {
+            evaluator: Evaluator::new(policies),
+            joiner: Joiner::default(),
+            addresses,
+        }
+    }
+
+    /// Replaces the policies (windows of unchanged policies survive).
+    pub fn set_policies(&mut self, policies: Vec<CompiledPolicy>) {
+        self.evaluator.set_policies(policies);
+    }
+
+    /// The evaluator (windows, policies).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// The address book used for attribution.
+    pub fn addresses(&self) -> &AddressBook {
+        &self.addresses
+    }
+
+    /// Processes newline-separated lines without touching any store; returns the drafted
+    /// taints. A trailing line without a newline is processed too (callers that tail files
+    /// only pass complete lines).
+    pub fn process(&mut self, data: &[u8], report: &mut IngestReport) -> Vec<NewTaint> {
+        let mut taints = Vec::new();
+        let mut joined = Vec::new();
+        let addresses = self.addresses.clone();
+        addresses.read(|map| {
+            for line in data.split(|b| *b == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                report.lines += 1;
+                match decode_line(line) {
+                    Ok(Entry::Access(e)) => {
+                        report.access += 1;
+                        if e.status_code != 0 {
+                            report.failed_calls += 1;
+                        }
+                        self.joiner.push_access(&e, &mut joined);
+                    }
+                    Ok(Entry::Decision(e)) => {
+                        if e.check_resources.is_some() {
+                            report.check_decisions += 1;
+                            taints.extend(self.evaluator.evaluate(&e, map, &mut report.eval));
+                        } else {
+                            report.plan_decisions += 1;
+                        }
+                        self.joiner.push_decision(&e, &mut joined);
+                    }
+                    Ok(Entry::Other) => report.other += 1,
+                    Err(err) => {
+                        report.malformed += 1;
+                        log_malformed(&err);
+                    }
+                }
+            }
+        });
+        report.absorb_joined(&joined);
+        taints
+    }
+
+    /// Processes a batch read from `source` and commits its taints, one event per taint and
+    /// the new cursor in one transaction. On error nothing is stored and the ingestor's state
+    /// is rolled back, so the same batch can be retried.
+    pub fn commit_batch(
+        &mut self,
+        store: &dyn Store,
+        source: &str,
+        data: &[u8],
+        cursor: Option<CursorPosition>,
+    ) -> Result<IngestReport, IngestError> {
+        let saved = (self.evaluator.clone(), self.joiner.clone());
+        let mut report = IngestReport::default();
+        let drafts = self.process(data, &mut report);
+        match commit(store, source, drafts, cursor, &mut report) {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                (self.evaluator, self.joiner) = saved;
+                Err(e)
+            }
+        }
+    }
+
+    /// The HTTP NDJSON ingest (`POST /v1/audit/cerbos`): lines shipped from a remote PDP.
+    /// The cursor of `source` records the greatest callId ingested (ULIDs sort by time);
+    /// re-sent lines whose call is still in a window are not counted twice, and an identical
+    /// active taint is never added twice.
+    pub fn ingest_ndjson(
+        &mut self,
+        store: &dyn Store,
+        source: &str,
+        body: &[u8],
+    ) -> Result<IngestReport, IngestError> {
+        let last = greatest_call_id(body);
+        let previous = store
+            .audit_cursor(source)
+            .map_err(|e| IngestError::Store {
+                source_name: source.to_owned(),
+                source: e,
+            })?
+            .and_then(|c| match c.position {
+                CursorPosition::LastId { id } => Some(id),
+                CursorPosition::File { .. } => None,
+            });
+        let id = match (last, previous) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let cursor = id.map(|id| CursorPosition::LastId { id });
+        self.commit_batch(store, source, body, cursor)
+    }
+}
+
+fn log_malformed(err: &DecodeError) {
+    tracing::debug!(error = %err, "skipping malformed Cerbos audit line");
+}
+
+fn greatest_call_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(rename = "callId", default)]
+        call_id: String,
+    }
+    body.split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Id>(l.trim_ascii()).ok())
+        .map(|i| i.call_id)
+        .filter(|id| !id.is_empty())
+        .max()
+}
+
+fn commit(
+    store: &dyn Store,
+    source: &str,
+    drafts: Vec<NewTaint>,
+    cursor: Option<CursorPosition>,
+    report: &mut IngestReport,
+) -> Result<(), IngestError> {
+    let mut txn = Txn::new();
+    for t in &drafts {
+        txn.push(Op::AddTaint(t.clone()));
+    }
+    for t in &drafts {
+        txn.push(Op::AppendEvent(NewEvent {
+            at: t.created_at,
+            node: Some(t.node.clone()),
+            kind: TAINT_EVENT_KIND.to_owned(),
+            message: t.reason.clone(),
+            data: json!({
+                "source": source,
+                "taintKey": t.key,
+                "policy": t.evidence.get("policy"),
+                "callIds": t.evidence.get("callIds"),
+            }),
+        }));
+    }
+    if let Some(c) = &cursor {
+        txn.push(Op::SetAuditCursor(AuditCursor::new(source, c.clone())));
+    }
+    report.cursor = cursor;
+    if txn.is_empty() {
+        return Ok(());
+    }
+    let outcome = store.commit(txn).map_err(|e| IngestError::Store {
+        source_name: source.to_owned(),
+        source: e,
+    })?;
+    let mut by_node: BTreeMap<String, u64> = BTreeMap::new();
+    for r in outcome.results.into_iter().take(drafts.len()) {
+        match r {
+            OpResult::Taint { taint, changed } => {
+                if changed {
+                    *by_node.entry(taint.node.clone()).or_default() += 1;
+                    report.taints.push(taint);
+                } else {
+                    report.already_tainted += 1;
+                }
+            }
+            _ => {
+                return Err(IngestError::UnexpectedResult {
+                    source_name: source.to_owned(),
+                });
+            }
+        }
+    }
+    for (node, n) in by_node {
+        tracing::warn!(%node, taints = n, source, "Cerbos audit log tainted node");
+    }
+    Ok(())
+}
