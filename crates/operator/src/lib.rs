@@ -8,6 +8,9 @@
 //!
 //! Must not depend on: `pve-sim` (tests may use it as a dev-dependency) or the `reborn` binary.
 
+pub mod api;
+pub mod config;
 pub mod handle;
+pub mod metrics;
 
 pub use handle::{BreakerView, ControllerHandle, HandleError, PlanReport};
