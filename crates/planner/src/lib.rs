@@ -3,3 +3,145 @@
 //!
 //! Must not depend on: async, a clock, randomness of its own, the network, the store or the
 //! filesystem. It depends on `model` only; purity is enforced by this dependency list.
+//!
+//! Start with [`plan`]: it takes [`Desired`] (nodes, gold images and budgets), [`Observed`]
+//! (one `cluster/resources` read plus config reads of our VMs), [`Records`] (the store's
+//! instances, leases, destroys, breaker and in-flight journal), [`Taints`], [`Policy`] and
+//! `now`, and returns a [`Plan`]: [`Action`]s with typed [`Reason`]s, [`Hold`]s saying what
+//! blocks a wanted action, budget usage and the [`BreakerStatus`]. The ownership marks operator
+//! and planner share are here too: [`OperatorId::ownership_tag`], [`format_marker`] /
+//! [`parse_marker`] and [`spec_hash`]. The state machine, budget accounting and breaker rules
+//! are described in `docs/decisions/0005-planner.md`.
+//!
+//! # Guarantees
+//! - A VM without this operator's ownership tag *and* a marker naming this operator is never
+//!   the target of any action (templates never are).
+//! - `Destroy` carries the full expected identity (vmid, name, SMBIOS uuid, instance id), taken
+//!   from the store's record (or, for an orphan of a deleted node, from its marker).
+//! - No action makes a budget exceed `maxUnavailable` (isolating a compromised instance is the
+//!   one exception: security before availability).
+//! - With the breaker tripped there is no `Destroy` and no replacement start; `Isolate` stays.
+//! - Same input, same plan: the order of input lists does not matter.
+
+mod breaker;
+mod capacity;
+mod cleanup;
+mod config;
+mod inputs;
+mod machine;
+mod marker;
+mod output;
+mod reason;
+mod render;
+mod view;
+
+pub use config::{CloudInitConfig, ManagedConfig, NetConfig, VmConfig, config_hash, spec_hash};
+pub use inputs::{
+    BreakerPolicy, BreakerRecord, Desired, DesiredNode, InFlight, InFlightKind, InstanceRecord,
+    InstanceRole, ObservedVm, Observed, OwnedVmConfig, Policy, PveNodeInfo, Records, Taint,
+    TaintSource, Taints, TemplateStatus, Verification, VmStatus, VmidLease,
+};
+pub use marker::{
+    MARKER_PREFIX, MarkerError, OperatorId, OperatorIdError, OwnershipMarker, format_marker,
+    parse_marker,
+};
+pub use output::{
+    Action, ActionKind, AdoptedInstance, BreakerState, BreakerStatus, BudgetUsage, CreateInstance,
+    ExpectedIdentity, Hold, Plan, TemplateSource, VmRef,
+};
+pub use reason::{BlockedBy, Reason};
+
+use capacity::Capacity;
+use chrono::{DateTime, Utc};
+use machine::{Machine, NodeState};
+use view::View;
+
+/// Plans the next pass. Pure: the result depends only on the arguments.
+pub fn plan(
+    desired: &Desired,
+    observed: &Observed,
+    records: &Records,
+    taints: &Taints,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Plan {
+    let (adopted, adopt_actions, adopt_holds) =
+        cleanup::adoptions(desired, observed, records, policy);
+    let view = View::new(desired, observed, records, &adopted, &taints.active, policy);
+    let before = breaker::before(desired, records, &taints.active, policy, now);
+    let mut states: Vec<NodeState<'_>> = desired
+        .nodes
+        .iter()
+        .map(|dn| NodeState::derive(&view, dn))
+        .collect();
+    // Compromised nodes first (they get caps and budgets first), then by name.
+    states.sort_by(|a, b| {
+        (!a.compromised, a.dn.node.name()).cmp(&(!b.compromised, b.dn.node.name()))
+    });
+    let run = |tripped: Option<String>| {
+        let mut cap = Capacity::new(desired, records, &view);
+        for st in &states {
+            if !st.available() {
+                cap.mark_unavailable(st.dn.node.name());
+            }
+            let has_incoming = st.incoming.is_some()
+                || st.gone.iter().any(|(r, p)| *p && r.role == InstanceRole::Incoming)
+                || (st.current.is_some()
+                    && view
+                        .in_flight_of(st.dn.node.name())
+                        .iter()
+                        .any(|f| f.kind == InFlightKind::Create));
+            if has_incoming {
+                cap.replacements += 1;
+            }
+            for l in [st.current, st.incoming].into_iter().flatten() {
+                cap.count_spread(&st.dn.node, &l.vm.pve_node);
+            }
+        }
+        let mut m = Machine {
+            view: &view,
+            cap,
+            now,
+            breaker: tripped,
+            actions: adopt_actions.clone(),
+            holds: adopt_holds.clone(),
+        };
+        for st in &states {
+            m.plan_node(st);
+        }
+        cleanup::plan_deleted(&mut m, records, observed);
+        m
+    };
+    let mut tripped = before.tripped.clone();
+    let mut m = run(tripped.as_ref().map(|(d, _)| d.clone()));
+    if tripped.is_none()
+        && let Some(detail) = breaker::destroys_exceed(&before, m.cap.destroys, policy)
+    {
+        tripped = Some((detail.clone(), true));
+        m = run(Some(detail));
+    }
+    let state = match (&tripped, &records.breaker) {
+        _ if !policy.breaker.enabled => BreakerState::Disabled,
+        (Some((detail, newly)), _) => BreakerState::Tripped {
+            detail: detail.clone(),
+            newly: *newly,
+        },
+        (None, BreakerRecord::Released { by, at }) => BreakerState::Released {
+            by: by.clone(),
+            at: *at,
+        },
+        (None, _) => BreakerState::Armed,
+    };
+    Plan {
+        planned_at: now,
+        breaker: BreakerStatus {
+            state,
+            destroys_in_window: before.destroys_in_window,
+            destroys_planned: m.cap.destroys,
+            max_destroys: policy.breaker.max_destroys,
+        },
+        budgets: m.cap.usage(),
+        actions: m.actions,
+        holds: m.holds,
+    }
+}
