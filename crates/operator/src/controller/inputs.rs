@@ -1,0 +1,259 @@
+//! Reads the store into the planner's inputs: desired state, records and taints.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use model::{ApiVersion, DisruptionBudget, GoldImage, Metadata, Node, Severity, TaintAction};
+use planner::{
+    BreakerRecord, Desired, DesiredNode, InFlight, InFlightKind, InstanceRecord, InstanceRole,
+    Records, Taint, TaintSource, Taints, VmidLease,
+};
+use serde::de::DeserializeOwned;
+use store::{EventQuery, Resource, Store, StoreError};
+
+/// Event kinds the breaker's record is derived from.
+pub(crate) const BREAKER_TRIPPED: &str = "BreakerTripped";
+/// A human released the breaker.
+pub(crate) const BREAKER_RELEASED: &str = "BreakerReleased";
+/// A VM was destroyed (counted in the breaker window).
+pub(crate) const DESTROYED: &str = "Destroyed";
+
+/// Store kinds.
+pub(crate) const NODE_KIND: &str = "Node";
+const GOLD_KIND: &str = "GoldImage";
+const BUDGET_KIND: &str = "DisruptionBudget";
+
+fn decode<T: DeserializeOwned>(r: &Resource) -> Option<(Metadata, T)> {
+    let name = r.key.name.parse().ok()?;
+    let spec = match serde_json::from_value(r.spec.clone()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(resource = %r.key, error = %e, "stored spec does not decode; skipped");
+            return None;
+        }
+    };
+    let metadata = Metadata {
+        name,
+        labels: r.labels.clone(),
+    };
+    Some((metadata, spec))
+}
+
+/// The declared nodes, gold images and budgets.
+pub(crate) fn desired(store: &dyn Store) -> Result<Desired, StoreError> {
+    let nodes = store
+        .list(NODE_KIND)?
+        .items
+        .iter()
+        .filter_map(|r| {
+            let (metadata, spec) = decode(r)?;
+            Some(DesiredNode {
+                node: Node {
+                    api_version: ApiVersion::V1alpha1,
+                    metadata,
+                    spec,
+                },
+                generation: r.generation,
+            })
+        })
+        .collect();
+    let gold_images = store
+        .list(GOLD_KIND)?
+        .items
+        .iter()
+        .filter_map(|r| {
+            let (metadata, spec) = decode(r)?;
+            Some(GoldImage {
+                api_version: ApiVersion::V1alpha1,
+                metadata,
+                spec,
+            })
+        })
+        .collect();
+    let budgets = store
+        .list(BUDGET_KIND)?
+        .items
+        .iter()
+        .filter_map(|r| {
+            let (metadata, spec) = decode(r)?;
+            Some(DisruptionBudget {
+                api_version: ApiVersion::V1alpha1,
+                metadata,
+                spec,
+            })
+        })
+        .collect();
+    Ok(Desired {
+        nodes,
+        gold_images,
+        budgets,
+    })
+}
+
+/// The role of each stored instance. The store knows only `current`; a non-current record is
+/// incoming when it is newer than the node's current record (or the node has none), and
+/// retiring otherwise (promotion makes the old current record older than the new one).
+pub(crate) fn roles(
+    records: &[store::InstanceRecord],
+) -> Vec<(InstanceRole, &store::InstanceRecord)> {
+    let mut current: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.current) {
+        current.insert(&r.node, r.created_at);
+    }
+    records
+        .iter()
+        .map(|r| {
+            let role = if r.current {
+                InstanceRole::Current
+            } else {
+                match current.get(r.node.as_str()) {
+                    Some(c) if r.created_at <= *c => InstanceRole::Retiring,
+                    _ => InstanceRole::Incoming,
+                }
+            };
+            (role, r)
+        })
+        .collect()
+}
+
+/// The store's records in the planner's terms.
+pub(crate) fn records(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> Result<Records, StoreError> {
+    let stored = store.instances(None)?;
+    let instances = roles(&stored)
+        .into_iter()
+        .filter_map(|(role, r)| {
+            Some(InstanceRecord {
+                node: r.node.parse().ok()?,
+                role,
+                instance_id: r.instance_id.clone(),
+                vmid: model::VmId::new(r.vmid)?,
+                pve_node: r.pve_node.parse().ok()?,
+                name: r.name.clone(),
+                smbios_uuid: r.smbios_uuid.clone(),
+                spec_hash: r.spec_hash.clone(),
+            })
+        })
+        .collect();
+    let leases = store
+        .vmid_leases()?
+        .into_iter()
+        .filter_map(|l| {
+            Some(VmidLease {
+                vmid: model::VmId::new(l.vmid)?,
+                node: l.node.parse().ok()?,
+            })
+        })
+        .collect();
+    let recent_destroys = store
+        .events(&EventQuery {
+            kind: Some(DESTROYED.to_owned()),
+            since: Some(now - window),
+            ..EventQuery::default()
+        })?
+        .into_iter()
+        .map(|e| e.at)
+        .collect();
+    let in_flight = store
+        .journal_in_flight()?
+        .into_iter()
+        .filter_map(|e| {
+            Some(InFlight {
+                node: e.node.parse().ok()?,
+                vmid: e.vmid.and_then(model::VmId::new),
+                kind: match e.action.as_str() {
+                    "create" => InFlightKind::Create,
+                    "start" => InFlightKind::Start,
+                    "stop" => InFlightKind::Stop,
+                    "isolate" => InFlightKind::Isolate,
+                    "destroy" => InFlightKind::Destroy,
+                    other => InFlightKind::Other(other.to_owned()),
+                },
+                pve_node: e.pve_node.as_deref().and_then(|p| p.parse().ok()),
+                storage: e
+                    .detail
+                    .pointer("/create/storage")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.parse().ok()),
+            })
+        })
+        .collect();
+    Ok(Records {
+        instances,
+        leases,
+        recent_destroys,
+        breaker: breaker_record(store)?,
+        in_flight,
+    })
+}
+
+/// The breaker as the latest trip/release event says.
+pub(crate) fn breaker_record(store: &dyn Store) -> Result<BreakerRecord, StoreError> {
+    let last = |kind: &str| {
+        store.events(&EventQuery {
+            kind: Some(kind.to_owned()),
+            limit: Some(1),
+            ..EventQuery::default()
+        })
+    };
+    let tripped = last(BREAKER_TRIPPED)?.pop();
+    let released = last(BREAKER_RELEASED)?.pop();
+    Ok(match (tripped, released) {
+        (Some(t), Some(r)) if r.id > t.id => BreakerRecord::Released {
+            by: r.data["by"].as_str().unwrap_or("unknown").to_owned(),
+            at: r.at,
+        },
+        (Some(t), _) => BreakerRecord::Tripped {
+            at: t.at,
+            reason: t.message,
+        },
+        (None, Some(r)) => BreakerRecord::Released {
+            by: r.data["by"].as_str().unwrap_or("unknown").to_owned(),
+            at: r.at,
+        },
+        (None, None) => BreakerRecord::Armed,
+    })
+}
+
+/// Active taints in the planner's terms. The store has no taint action: it comes from the
+/// evidence's `action` field when present (`replace`, `isolate`, `report`), else from the
+/// severity (info → report, otherwise replace; critical is treated as compromised).
+pub(crate) fn taints(store: &dyn Store, now: DateTime<Utc>) -> Result<Taints, StoreError> {
+    let active = store
+        .active_taints(None, now)?
+        .into_iter()
+        .filter_map(|t| {
+            let action = match t.evidence.get("action").and_then(|a| a.as_str()) {
+                Some("isolate") => TaintAction::Isolate,
+                Some("report") => TaintAction::Report,
+                Some("replace") => TaintAction::Replace,
+                _ if t.severity == store::Severity::Info => TaintAction::Report,
+                _ => TaintAction::Replace,
+            };
+            Some(Taint {
+                id: t.id,
+                node: t.node.parse().ok()?,
+                instance_id: t.instance_id,
+                source: match t.source {
+                    store::TaintSource::Cli => TaintSource::Cli,
+                    store::TaintSource::Cerbos => TaintSource::Cerbos,
+                    store::TaintSource::Webhook => TaintSource::Webhook,
+                    store::TaintSource::Drift => TaintSource::Drift,
+                    store::TaintSource::Health => TaintSource::Health,
+                },
+                severity: match t.severity {
+                    store::Severity::Info => Severity::Low,
+                    store::Severity::Warning => Severity::High,
+                    store::Severity::Critical => Severity::Critical,
+                },
+                action,
+                reason: t.reason,
+                created_at: t.created_at,
+            })
+        })
+        .collect();
+    Ok(Taints { active })
+}

@@ -1,0 +1,153 @@
+//! Node status: conditions (Ready, Tainted, Drifted, Replacing, Held), observedGeneration, the
+//! instance, written to the store only when it changed.
+
+use std::collections::HashMap;
+
+use planner::{Desired, InstanceRole, Observed, Plan, Reason, Records, VmStatus};
+use serde_json::{Value, json};
+use store::{Expect, ResourceKey};
+
+use super::Inner;
+use super::inputs::NODE_KIND;
+
+fn condition(kind: &str, on: bool, reason: &str, message: String) -> Value {
+    json!({"type": kind, "status": if on { "True" } else { "False" }, "reason": reason, "message": message})
+}
+
+/// Writes every declared node's status (skipping unchanged ones).
+pub(crate) fn write_all(
+    inner: &Inner,
+    desired: &Desired,
+    records: &Records,
+    observed: &Observed,
+    plan: &Plan,
+) {
+    let Ok(listing) = inner.store.list(NODE_KIND) else {
+        return;
+    };
+    let stored: HashMap<&str, &Value> = listing
+        .items
+        .iter()
+        .map(|r| (r.key.name.as_str(), &r.status))
+        .collect();
+    let state = inner.lock();
+    let mut writes = Vec::new();
+    for dn in &desired.nodes {
+        let name = dn.node.name().as_str();
+        let mine = |n: &model::NodeName| n.as_str() == name;
+        let current = records
+            .instances
+            .iter()
+            .find(|r| mine(&r.node) && r.role == InstanceRole::Current);
+        let incoming = records
+            .instances
+            .iter()
+            .find(|r| mine(&r.node) && r.role == InstanceRole::Incoming);
+        let vm = current.and_then(|c| observed.vms.iter().find(|v| v.vmid == c.vmid));
+        let running = vm.is_some_and(|v| v.status == VmStatus::Running);
+        let ready =
+            current.is_some_and(|c| state.ready.get(&c.instance_id) == Some(&true)) && running;
+        let reasons: Vec<&Reason> = plan
+            .actions
+            .iter()
+            .filter(|a| mine(&a.node))
+            .map(|a| &a.reason)
+            .chain(
+                plan.holds
+                    .iter()
+                    .filter(|h| mine(&h.node))
+                    .map(|h| &h.reason),
+            )
+            .collect();
+        let taint = reasons
+            .iter()
+            .find(|r| matches!(r, Reason::Tainted { .. } | Reason::Compromised { .. }));
+        let drift = reasons
+            .iter()
+            .find(|r| matches!(r, Reason::SpecChanged { .. } | Reason::ConfigEdited { .. }));
+        let replacing = incoming.is_some()
+            || plan.actions.iter().any(|a| {
+                mine(&a.node)
+                    && matches!(&a.kind, planner::ActionKind::Create(c) if c.role == InstanceRole::Incoming)
+            });
+        let hold_msgs: Vec<String> = state
+            .held
+            .get(name)
+            .cloned()
+            .into_iter()
+            .chain(
+                plan.holds
+                    .iter()
+                    .filter(|h| mine(&h.node))
+                    .map(|h| format!("{} blocked by {:?}", h.wanted, h.blocked_by)),
+            )
+            .collect();
+        let conditions = json!([
+            condition(
+                "Ready",
+                ready,
+                if ready { "ReadinessPassed" } else { "NotReady" },
+                match (current, ready) {
+                    (None, _) => "no instance".to_owned(),
+                    (Some(c), true) => format!("VM {} is running and ready", c.vmid),
+                    (Some(c), false) => format!("VM {} is not ready", c.vmid),
+                }
+            ),
+            condition(
+                "Tainted",
+                taint.is_some(),
+                "Taint",
+                taint.map(ToString::to_string).unwrap_or_default()
+            ),
+            condition(
+                "Drifted",
+                drift.is_some(),
+                "Drift",
+                drift.map(ToString::to_string).unwrap_or_default()
+            ),
+            condition(
+                "Replacing",
+                replacing,
+                "Replacement",
+                incoming
+                    .map(|i| format!("incoming VM {}", i.vmid))
+                    .unwrap_or_default()
+            ),
+            condition("Held", !hold_msgs.is_empty(), "Held", hold_msgs.join("; ")),
+        ]);
+        let previous = stored.get(name).copied().unwrap_or(&Value::Null);
+        let instance = current.map(|c| {
+            json!({
+                "instanceId": c.instance_id,
+                "vmid": c.vmid.get(),
+                "pveNode": c.pve_node.as_str(),
+                "name": c.name,
+                "ready": ready,
+                "address": state.addresses.get(&c.instance_id),
+            })
+        });
+        let mut status = json!({
+            "observedGeneration": dn.generation,
+            "conditions": conditions,
+            "instance": instance,
+            "lastError": state.last_error.get(name),
+        });
+        let recovery = previous.get("lastRecoverySeconds").cloned();
+        if let Some(r) = state.recovery.get(name).map(|r| json!(r)).or(recovery) {
+            status["lastRecoverySeconds"] = r;
+        }
+        if &status != previous {
+            writes.push((name.to_owned(), status));
+        }
+    }
+    drop(state);
+    for (name, status) in writes {
+        if let Err(e) = inner.store.put_status(
+            &ResourceKey::new(NODE_KIND, name.as_str()),
+            status,
+            Expect::Any,
+        ) {
+            tracing::debug!(node = %name, error = %e, "status not written");
+        }
+    }
+}

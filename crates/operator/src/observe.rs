@@ -1,0 +1,305 @@
+//! Observe: one `cluster/resources` read per pass, plus config reads of our VMs only where
+//! the cached read is stale, mapped into the planner's `Observed`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use model::{GoldImage, PveNodeName};
+use planner::{
+    CloudInitConfig, ManagedConfig, NetConfig, ObservedVm, OperatorId, OwnedVmConfig, PveNodeInfo,
+    TemplateStatus, Verification, VmStatus,
+};
+use pve_client::{ClusterVm, PveClient, VmConfig};
+
+/// Config reads running at once on a cold cache.
+const CONFIG_READS_AT_ONCE: usize = 16;
+
+/// What a config read of one owned VM gave, minus readiness (filled per pass).
+#[derive(Debug, Clone)]
+struct CachedConfig {
+    pve_node: String,
+    tags_raw: Option<String>,
+    name: Option<String>,
+    owned: OwnedVmConfig,
+}
+
+/// Reads PVE for the controller, remembering config reads between passes.
+#[derive(Debug)]
+pub struct Observer {
+    client: PveClient,
+    operator: OperatorId,
+    cache: Mutex<HashMap<u32, CachedConfig>>,
+}
+
+/// The result of one observation.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The planner's input (without PVE node info, which the controller adds).
+    pub vms: Vec<ObservedVm>,
+    /// Config reads this observation made (0 in a steady state).
+    pub config_reads: usize,
+}
+
+impl Observer {
+    /// An observer for `operator`'s VMs.
+    pub fn new(client: PveClient, operator: OperatorId) -> Self {
+        Self {
+            client,
+            operator,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the cached config of `vmid` (after the executor changed it).
+    pub fn invalidate(&self, vmid: u32) {
+        self.lock_cache().remove(&vmid);
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, CachedConfig>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One `GET /cluster/resources?type=vm`, then config reads for VMs that carry our
+    /// ownership tag or whose VMID the store knows (`known`), only where the cache is stale.
+    /// `ready` maps instance ids to readiness results.
+    pub async fn observe(
+        &self,
+        known: &HashSet<u32>,
+        ready: &HashMap<String, bool>,
+    ) -> Result<Observation, pve_client::Error> {
+        let listing = self.client.cluster_vms().await?;
+        let tag = self.operator.ownership_tag();
+        let mut to_read = Vec::new();
+        {
+            let cache = self.lock_cache();
+            for vm in listing.iter().filter(|v| v.is_qemu() && !v.template) {
+                let ours = vm.tags().contains(&tag.as_str());
+                if !ours && !known.contains(&vm.vmid.get()) {
+                    continue;
+                }
+                let fresh = vm.lock.is_none()
+                    && cache.get(&vm.vmid.get()).is_some_and(|c| {
+                        c.pve_node == vm.node.as_str()
+                            && c.tags_raw == vm.tags_raw
+                            && c.name == vm.name
+                    });
+                if !fresh {
+                    to_read.push(vm);
+                }
+            }
+        }
+        let config_reads = to_read.len();
+        for chunk in to_read.chunks(CONFIG_READS_AT_ONCE) {
+            let reads = chunk.iter().map(|vm| async move {
+                let result = self.client.vm_config(&vm.node, vm.vmid).await;
+                (*vm, result)
+            });
+            for (vm, result) in futures_util::future::join_all(reads).await {
+                match result {
+                    Ok(cfg) => {
+                        let owned = owned_config(&cfg, &self.operator);
+                        self.lock_cache().insert(
+                            vm.vmid.get(),
+                            CachedConfig {
+                                pve_node: vm.node.as_str().to_owned(),
+                                tags_raw: vm.tags_raw.clone(),
+                                name: vm.name.clone(),
+                                owned,
+                            },
+                        );
+                    }
+                    // Gone between the listing and the read: it has no config to report.
+                    Err(pve_client::Error::ConfigNotFound { .. }) => {
+                        self.lock_cache().remove(&vm.vmid.get());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let cache = self.lock_cache();
+        let listed: HashSet<u32> = listing.iter().map(|v| v.vmid.get()).collect();
+        let vms = listing
+            .iter()
+            .filter(|v| v.is_qemu())
+            .filter_map(|vm| {
+                let config = cache.get(&vm.vmid.get()).and_then(|c| {
+                    (c.pve_node == vm.node.as_str()).then(|| {
+                        let mut owned = c.owned.clone();
+                        owned.ready = owned
+                            .marker
+                            .as_ref()
+                            .and_then(|m| ready.get(&m.instance_id).copied());
+                        owned
+                    })
+                });
+                observed_vm(vm, config)
+            })
+            .collect();
+        drop(cache);
+        self.lock_cache().retain(|vmid, _| listed.contains(vmid));
+        Ok(Observation { vms, config_reads })
+    }
+
+    /// `GET /nodes`: the PVE nodes with their free memory.
+    pub async fn pve_nodes(&self) -> Result<Vec<PveNodeInfo>, pve_client::Error> {
+        let nodes = self.client.nodes().await?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| {
+                let name: PveNodeName = n.node.as_str().parse().ok()?;
+                let free = n.maxmem.unwrap_or(0).saturating_sub(n.mem.unwrap_or(0));
+                Some(PveNodeInfo {
+                    name,
+                    online: n.is_online(),
+                    free_memory_mib: free / (1024 * 1024),
+                })
+            })
+            .collect())
+    }
+}
+
+/// One `cluster/resources` entry in the planner's terms (`None` for ids the model rejects).
+fn observed_vm(vm: &ClusterVm, config: Option<OwnedVmConfig>) -> Option<ObservedVm> {
+    Some(ObservedVm {
+        vmid: model::VmId::new(vm.vmid.get())?,
+        pve_node: vm.node.as_str().parse().ok()?,
+        name: vm.name.clone(),
+        status: match vm.status.as_str() {
+            "running" => VmStatus::Running,
+            "stopped" => VmStatus::Stopped,
+            _ => VmStatus::Unknown,
+        },
+        tags: vm.tags().into_iter().map(str::to_owned).collect(),
+        lock: vm.lock.clone(),
+        template: vm.template,
+        config,
+    })
+}
+
+/// What the planner needs from an owned VM's config (readiness is filled later).
+pub fn owned_config(cfg: &VmConfig, operator: &OperatorId) -> OwnedVmConfig {
+    let nets: Vec<String> = cfg
+        .values
+        .keys()
+        .filter(|k| is_net_key(k))
+        .filter_map(|k| cfg.get_str(k))
+        .collect();
+    let isolated = !nets.is_empty()
+        && nets
+            .iter()
+            .all(|v| v.split(',').any(|p| p == "link_down=1"));
+    OwnedVmConfig {
+        marker: cfg
+            .description()
+            .and_then(|d| planner::parse_marker(&d).ok().flatten()),
+        smbios_uuid: cfg.smbios_uuid(),
+        ready: None,
+        isolated,
+        live: managed_config(cfg, &operator.ownership_tag()),
+    }
+}
+
+fn is_net_key(key: &str) -> bool {
+    key.strip_prefix("net")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The managed keys as they are live (`None` when something does not parse: no drift is
+/// claimed from a config the operator cannot read).
+pub fn managed_config(cfg: &VmConfig, ownership_tag: &str) -> Option<ManagedConfig> {
+    let cores = u16::try_from(cfg.cores()).ok()?;
+    let memory_mib = cfg.memory_mib()?;
+    let mut networks = Vec::new();
+    for i in 0.. {
+        let Some(net) = cfg.get_str(&format!("net{i}")) else {
+            break;
+        };
+        let bridge = net
+            .split(',')
+            .find_map(|p| p.strip_prefix("bridge="))?
+            .parse()
+            .ok()?;
+        let ip = cfg.get_str(&format!("ipconfig{i}")).unwrap_or_default();
+        let mut address = None;
+        let mut gateway = None;
+        for part in ip.split(',') {
+            match part.split_once('=') {
+                Some(("ip", "dhcp")) | None => {}
+                Some(("ip", a)) => address = Some(a.parse().ok()?),
+                Some(("gw", g)) => gateway = Some(g.parse().ok()?),
+                Some(_) => {}
+            }
+        }
+        networks.push(NetConfig {
+            bridge,
+            address,
+            gateway,
+        });
+    }
+    let user = cfg.get_str("ciuser");
+    let ssh_keys = cfg.sshkeys();
+    let user_data = cfg.get_str("cicustom").and_then(|c| {
+        c.split(',')
+            .find_map(|p| p.strip_prefix("user=").map(str::to_owned))
+    });
+    let cloud_init = (user.is_some() || !ssh_keys.is_empty() || user_data.is_some()).then_some(
+        CloudInitConfig {
+            user,
+            ssh_keys,
+            user_data,
+        },
+    );
+    let mut tags = Vec::new();
+    for t in cfg.tags() {
+        if t != ownership_tag {
+            tags.push(t.parse().ok()?);
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    Some(ManagedConfig {
+        cores,
+        memory_mib,
+        networks,
+        cloud_init,
+        tags,
+    })
+}
+
+/// Resolves each gold image's template from the listing. A template counts as verified when
+/// it is present as a PVE template where the gold image says; the attestation signature check
+/// is not done here (see docs/decisions/0007-executor.md).
+pub fn templates(gold_images: &[GoldImage], vms: &[ObservedVm]) -> Vec<TemplateStatus> {
+    gold_images
+        .iter()
+        .filter_map(|g| {
+            let t = &g.spec.template;
+            let gold_image = g.name().as_str().parse().ok()?;
+            let found = vms.iter().find(|vm| {
+                vm.pve_node == t.pve_node
+                    && match (&t.vmid, &t.name) {
+                        (Some(id), _) => vm.vmid.get() == id.get(),
+                        (None, Some(name)) => vm.name.as_deref() == Some(name.as_str()),
+                        (None, None) => false,
+                    }
+            });
+            let (vmid, verification) = match found {
+                Some(vm) if vm.template => (Some(vm.vmid), Verification::Verified),
+                Some(vm) => (
+                    Some(vm.vmid),
+                    Verification::Failed(format!("VM {} is not a template", vm.vmid)),
+                ),
+                None => (
+                    None,
+                    Verification::Failed(format!("template not found on {}", t.pve_node)),
+                ),
+            };
+            Some(TemplateStatus {
+                gold_image,
+                vmid,
+                pve_node: t.pve_node.clone(),
+                verification,
+            })
+        })
+        .collect()
+}
