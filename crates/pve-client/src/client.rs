@@ -295,7 +295,7 @@ impl PveClient {
         } else {
             self.send_authenticated(&endpoint, params).await?
         };
-        serde_json::from_slice(&body).map_err(|source| Error::Decode { endpoint, source })
+        crate::decode::envelope(&body).map_err(|source| Error::Decode { endpoint, source })
     }
 
     /// One attempt; with ticket auth a 401 triggers one fresh login and one resend (a 401
@@ -449,7 +449,7 @@ impl PveClient {
             .push("password", password.expose());
         let body = self.send_raw(&endpoint, &params, HeaderMap::new()).await?;
         let answer: Envelope<TicketAnswer> =
-            serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            crate::decode::envelope(&body).map_err(|source| Error::Decode {
                 endpoint: endpoint.clone(),
                 source,
             })?;

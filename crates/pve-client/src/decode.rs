@@ -7,7 +7,16 @@ use crate::types::ClusterVm;
 
 /// Decodes the `data` of a successful PVE answer body (`{"data": ...}`).
 pub fn data<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
-    serde_json::from_slice::<Envelope<T>>(body).map(|e| e.data)
+    envelope::<T>(body).map(|e| e.data)
+}
+
+/// Decodes a whole answer body. UTF-8 is validated once for the body (fast, vectorised) instead
+/// of once per JSON string, which is most of serde_json's cost on `/cluster/resources`.
+pub(crate) fn envelope<T: DeserializeOwned>(body: &[u8]) -> Result<Envelope<T>, serde_json::Error> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("body is not UTF-8: {e}"))
+    })?;
+    serde_json::from_str(text)
 }
 
 /// Decodes a `GET /cluster/resources?type=vm` answer body.
@@ -20,6 +29,11 @@ mod tests {
     use super::*;
     use crate::ids::VmId;
     use crate::upid::Upid;
+
+    #[test]
+    fn non_utf8_body_is_a_decode_error() {
+        assert!(data::<u32>(b"{\"data\":\"\xff\"}").is_err());
+    }
 
     #[test]
     fn nextid_arrives_as_string_or_number() {
