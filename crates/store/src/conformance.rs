@@ -30,9 +30,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use crate::{
-    AuditCursor, CursorPosition, EventQuery, EventRetention, Expect, InstanceRecord,
-    JournalState, JournalUpdate, LeaseState, ManualClock, NewEvent, NewJournalEntry, NewTaint,
-    Op, OpResult, ResourceKey, ResourceWrite, Severity, Store, StoreError, TaintSource, Txn,
+    AuditCursor, CursorPosition, EventQuery, EventRetention, Expect, InstanceRecord, JournalState,
+    JournalUpdate, LeaseState, ManualClock, NewEvent, NewJournalEntry, NewTaint, Op, OpResult,
+    ResourceKey, ResourceWrite, Severity, Store, StoreError, TaintSource, Txn,
 };
 
 /// A fresh store under test, its clock, and whatever must live as long as it (a temp dir).
@@ -229,7 +229,10 @@ pub fn stale_version_write_is_rejected_with_conflict(s: &dyn Store, _clock: &Man
     assert!(err.to_string().contains("Node/w"), "{err}");
     let stale_status = s.put_status(&r.key, json!({}), Expect::Version(r.resource_version));
     assert!(stale_status.is_err_and(|e| e.is_conflict()));
-    assert_eq!(ok(s.get(&r.key), "get").expect("exists").spec, json!({"cores": 3}));
+    assert_eq!(
+        ok(s.get(&r.key), "get").expect("exists").spec,
+        json!({"cores": 3})
+    );
 }
 
 /// A create-only write fails when the resource exists, and a versioned write when it does not.
@@ -243,9 +246,14 @@ pub fn create_only_write_conflicts_when_resource_exists(s: &dyn Store, _clock: &
         .expect_err("second create must fail");
     assert!(err.is_conflict(), "{err}");
     let err = s
-        .apply(vec![node_write("other", json!({})).expecting(Expect::Version(1))])
+        .apply(vec![
+            node_write("other", json!({})).expecting(Expect::Version(1)),
+        ])
         .expect_err("versioned write to a missing resource must fail");
-    assert!(matches!(err, StoreError::Conflict { actual: None, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::Conflict { actual: None, .. }),
+        "{err}"
+    );
 }
 
 /// Applying a set of resources is all or nothing: one conflict leaves every resource untouched.
@@ -260,7 +268,10 @@ pub fn failed_apply_leaves_every_resource_untouched(s: &dyn Store, _clock: &Manu
         ])
         .expect_err("conflict in the third write");
     assert!(err.is_conflict());
-    assert_eq!(ok(s.get(&node_key("a")), "get").expect("a").spec, json!({"v": 1}));
+    assert_eq!(
+        ok(s.get(&node_key("a")), "get").expect("a").spec,
+        json!({"v": 1})
+    );
     assert!(ok(s.get(&node_key("b")), "get").is_none());
     assert_eq!(ok(s.revision(), "revision"), rev);
 }
@@ -269,10 +280,7 @@ pub fn failed_apply_leaves_every_resource_untouched(s: &dyn Store, _clock: &Manu
 pub fn revision_grows_by_one_per_transaction(s: &dyn Store, _clock: &ManualClock) {
     let start = ok(s.revision(), "revision");
     let out = ok(
-        s.apply(vec![
-            node_write("a", json!({})),
-            node_write("b", json!({})),
-        ]),
+        s.apply(vec![node_write("a", json!({})), node_write("b", json!({}))]),
         "apply",
     );
     assert_eq!(out[0].resource_version, start + 1);
@@ -362,13 +370,19 @@ pub fn cleared_taint_stays_in_history(s: &dyn Store, clock: &ManualClock) {
     clock.set(t0() + chrono::Duration::minutes(3));
     let cleared = ok(s.clear_taint(t.id, "alice"), "clear");
     assert_eq!(cleared.cleared_by.as_deref(), Some("alice"));
-    assert_eq!(cleared.cleared_at, Some(t0() + chrono::Duration::minutes(3)));
+    assert_eq!(
+        cleared.cleared_at,
+        Some(t0() + chrono::Duration::minutes(3))
+    );
     assert!(ok(s.active_taints(None, t0()), "active").is_empty());
     let history = ok(s.taint_history(Some("w")), "history");
     assert_eq!(history, vec![cleared.clone()]);
     let again = ok(s.clear_taint(t.id, "bob"), "clear again");
     assert_eq!(again.cleared_by.as_deref(), Some("alice"));
-    assert!(s.clear_taint(9999, "alice").is_err_and(|e| e.is_not_found()));
+    assert!(
+        s.clear_taint(9999, "alice")
+            .is_err_and(|e| e.is_not_found())
+    );
 }
 
 /// An expired taint is not active but is kept in history.
@@ -393,7 +407,9 @@ pub fn duplicate_active_taint_is_not_added_twice(s: &dyn Store, _clock: &ManualC
         "add again",
     );
     assert!(!out.changed);
-    assert!(matches!(&out.results[0], OpResult::Taint { taint, changed: false } if taint.id == first.id));
+    assert!(
+        matches!(&out.results[0], OpResult::Taint { taint, changed: false } if taint.id == first.id)
+    );
     ok(s.clear_taint(first.id, "alice"), "clear");
     let second = ok(s.add_taint(taint("w", "compromised")), "add after clear");
     assert_ne!(second.id, first.id);
@@ -467,7 +483,10 @@ pub fn event_limit_and_follow(s: &dyn Store, _clock: &ManualClock) {
         }),
         "after",
     );
-    assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..].to_vec());
+    assert_eq!(
+        after.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[3..].to_vec()
+    );
 }
 
 /// Retention removes events older than the age limit and beyond the count limit.
@@ -482,7 +501,10 @@ pub fn retention_prunes_by_age_and_count(s: &dyn Store, _clock: &ManualClock) {
     };
     assert_eq!(ok(s.prune_events(&by_age, now), "prune"), 5);
     let left = ok(s.events(&EventQuery::default()), "events");
-    assert_eq!(left.first().map(|e| e.data["minute"].clone()), Some(json!(5)));
+    assert_eq!(
+        left.first().map(|e| e.data["minute"].clone()),
+        Some(json!(5))
+    );
     let by_count = EventRetention {
         max_age: None,
         max_count: Some(2),
@@ -612,7 +634,10 @@ pub fn vmid_leases_never_overlap(s: &dyn Store, _clock: &ManualClock) {
     };
     ok(lease(100, "a"), "lease");
     ok(lease(100, "a"), "same node again is idempotent");
-    assert!(matches!(lease(100, "b"), Err(StoreError::VmidLeased { .. })));
+    assert!(matches!(
+        lease(100, "b"),
+        Err(StoreError::VmidLeased { .. })
+    ));
     let free = |node: &str| {
         s.commit(Txn::new().with(Op::LeaseFreeVmid {
             range: 100..=102,
@@ -623,7 +648,10 @@ pub fn vmid_leases_never_overlap(s: &dyn Store, _clock: &ManualClock) {
     assert_eq!(ok(free("b"), "free").results, vec![OpResult::Vmid(102)]);
     assert!(matches!(
         free("c"),
-        Err(StoreError::VmidRangeExhausted { start: 100, end: 102 })
+        Err(StoreError::VmidRangeExhausted {
+            start: 100,
+            end: 102
+        })
     ));
     ok(
         s.commit(Txn::new().with(Op::SetLeaseState {
@@ -632,8 +660,14 @@ pub fn vmid_leases_never_overlap(s: &dyn Store, _clock: &ManualClock) {
         })),
         "activate",
     );
-    ok(s.commit(Txn::new().with(Op::ReleaseVmid { vmid: 100 })), "release");
-    assert_eq!(ok(free("c"), "free after release").results, vec![OpResult::Vmid(100)]);
+    ok(
+        s.commit(Txn::new().with(Op::ReleaseVmid { vmid: 100 })),
+        "release",
+    );
+    assert_eq!(
+        ok(free("c"), "free after release").results,
+        vec![OpResult::Vmid(100)]
+    );
     assert!(
         s.commit(Txn::new().with(Op::ReleaseVmid { vmid: 555 }))
             .is_err_and(|e| e.is_not_found())
@@ -698,7 +732,12 @@ pub fn audit_cursor_moves_with_its_taints(s: &dyn Store, _clock: &ManualClock) {
             }),
     );
     assert!(err.is_err());
-    assert_eq!(ok(s.audit_cursor("cerbos"), "cursor").expect("cursor").position, pos(100));
+    assert_eq!(
+        ok(s.audit_cursor("cerbos"), "cursor")
+            .expect("cursor")
+            .position,
+        pos(100)
+    );
     assert!(ok(s.active_taints(Some("w2"), t0()), "taints").is_empty());
     ok(
         s.commit(Txn::new().with(Op::SetAuditCursor(AuditCursor::new(
@@ -721,7 +760,9 @@ pub fn committed_changes_notify_subscribers(s: &dyn Store, _clock: &ManualClock)
     ok(s.add_taint(taint("w", "k")), "taint");
     ok(s.append_event(event("w", "E", 0)), "event");
     assert_eq!(*rx.borrow_and_update(), start + 3);
-    let _ = s.apply(vec![node_write("w", json!({"x": 1})).expecting(Expect::Absent)]);
+    let _ = s.apply(vec![
+        node_write("w", json!({"x": 1})).expecting(Expect::Absent),
+    ]);
     assert!(!rx.has_changed().expect("store alive"));
 }
 

@@ -180,7 +180,9 @@ pub trait Store: Send + Sync {
         };
         match single(self.commit(Txn::new().with(op))?) {
             Some(OpResult::Deleted(resource)) => Ok(resource),
-            _ => Err(StoreError::UnexpectedResult { op: "DeleteResource" }),
+            _ => Err(StoreError::UnexpectedResult {
+                op: "DeleteResource",
+            }),
         }
     }
 
@@ -224,7 +226,9 @@ pub trait Store: Send + Sync {
     fn journal_update(&self, update: JournalUpdate) -> Result<JournalEntry, StoreError> {
         match single(self.commit(Txn::new().with(Op::JournalUpdate(update)))?) {
             Some(OpResult::Journal(entry)) => Ok(entry),
-            _ => Err(StoreError::UnexpectedResult { op: "JournalUpdate" }),
+            _ => Err(StoreError::UnexpectedResult {
+                op: "JournalUpdate",
+            }),
         }
     }
 }

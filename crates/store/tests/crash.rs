@@ -126,7 +126,9 @@ fn parent() -> anyhow::Result<()> {
         child.kill().context("SIGKILL child")?;
         let status = child.wait()?;
         ensure!(!status.success(), "round {round}: child exited on its own");
-        reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))??;
         acknowledged.push(first);
         acknowledged.extend(rx.try_iter());
 
@@ -149,7 +151,11 @@ fn parent() -> anyhow::Result<()> {
             let r = store
                 .get(&key)?
                 .with_context(|| format!("round {round}: acknowledged write {i} lost"))?;
-            ensure!(r.spec == json!({"i": i}), "round {round}: write {i} has {}", r.spec);
+            ensure!(
+                r.spec == json!({"i": i}),
+                "round {round}: write {i} has {}",
+                r.spec
+            );
         }
         let events = store.events(&EventQuery {
             kind: Some("Wrote".into()),
@@ -174,6 +180,9 @@ fn parent() -> anyhow::Result<()> {
             acknowledged.len()
         );
     }
-    println!("crash test: ok, {ROUNDS} kills, {} acknowledged writes all present", acknowledged.len());
+    println!(
+        "crash test: ok, {ROUNDS} kills, {} acknowledged writes all present",
+        acknowledged.len()
+    );
     Ok(())
 }

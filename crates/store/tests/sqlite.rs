@@ -30,7 +30,10 @@ fn database_file_is_in_wal_mode_after_open() {
     let (_dir, path) = temp_db();
     let store = SqliteStore::open(&path).expect("open");
     store
-        .apply(vec![ResourceWrite::new(ResourceKey::new("Node", "w"), json!({}))])
+        .apply(vec![ResourceWrite::new(
+            ResourceKey::new("Node", "w"),
+            json!({}),
+        )])
         .expect("apply");
     let conn = Connection::open(&path).expect("raw open");
     assert_eq!(pragma(&conn, "journal_mode"), "wal");
@@ -50,7 +53,10 @@ fn acknowledged_writes_survive_reopening() {
     };
     let store = SqliteStore::open(&path).expect("reopen");
     assert_eq!(store.get(&key).expect("get"), Some(written.clone()));
-    assert_eq!(store.revision().expect("revision"), written.resource_version);
+    assert_eq!(
+        store.revision().expect("revision"),
+        written.resource_version
+    );
     assert_eq!(*store.subscribe().borrow(), written.resource_version);
     assert_eq!(store.schema_version().expect("schema"), 1);
     store.integrity_check().expect("integrity");
@@ -69,7 +75,13 @@ fn database_from_newer_build_is_refused() {
     drop(conn);
     let err = SqliteStore::open(&path).expect_err("newer schema must be refused");
     assert!(
-        matches!(err, StoreError::NewerSchema { found: 99, supported: 1 }),
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: 1
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("upgrade reborn"), "{err}");
@@ -150,7 +162,10 @@ fn subscriber_on_another_thread_wakes_on_commit() {
         let store = Arc::clone(&store);
         std::thread::spawn(move || {
             store
-                .apply(vec![ResourceWrite::new(ResourceKey::new("Node", "w"), json!({}))])
+                .apply(vec![ResourceWrite::new(
+                    ResourceKey::new("Node", "w"),
+                    json!({}),
+                )])
                 .expect("apply")
         })
     };

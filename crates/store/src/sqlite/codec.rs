@@ -41,7 +41,10 @@ pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T
 }
 
 /// Decodes a stored enum name.
-pub(crate) fn parse_enum<T: FromStr<Err = String>>(text: &str, what: &str) -> Result<T, StoreError> {
+pub(crate) fn parse_enum<T: FromStr<Err = String>>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     text.parse().map_err(|e: String| StoreError::Corrupt {
         what: format!("{what}: {e}"),
     })

@@ -296,11 +296,14 @@ impl Store for SqliteStore {
         let (removed, _, _) = self.write(|conn, ctx| {
             let mut removed = 0usize;
             if let Some(age) = retention.max_age {
-                let age = chrono::Duration::from_std(age).map_err(|e| StoreError::InvalidInput {
-                    what: "event retention max_age",
-                    reason: e.to_string(),
-                })?;
-                let cutoff = now.checked_sub_signed(age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let age =
+                    chrono::Duration::from_std(age).map_err(|e| StoreError::InvalidInput {
+                        what: "event retention max_age",
+                        reason: e.to_string(),
+                    })?;
+                let cutoff = now
+                    .checked_sub_signed(age)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
                 removed += conn
                     .execute("DELETE FROM events WHERE at < ?1", params![ts(cutoff)])
                     .map_err(sql("prune events by age"))?;

@@ -1,7 +1,7 @@
 //! Queries and row decoding, shared by reads and by the write path.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::codec::{from_json, from_opt_ts, from_ts, parse_enum, sql, to_i64, to_u64, ts};
 use crate::{
@@ -66,22 +66,36 @@ pub(crate) fn revision(conn: &Connection) -> Res<Revision> {
 const RESOURCE_COLS: &str = "kind, name, uid, labels, spec, status, generation, \
                              resource_version, created_at, updated_at";
 
+/// Decodes a JSON column without copying it out of SQLite; the error context is only built on
+/// failure (this is the hot path of `list`).
+fn json_col<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+    op: &'static str,
+    what: impl Fn() -> String,
+) -> Res<T> {
+    let text = row
+        .get_ref(idx)
+        .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+        .map_err(sql(op))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: format!("{}: {e}", what()),
+    })
+}
+
 fn decode_resource(row: &Row<'_>) -> Res<Resource> {
     const OP: &str = "read resource";
     let key = ResourceKey::new(col::<String>(row, 0, OP)?, col::<String>(row, 1, OP)?);
-    let what = format!("resource {key}");
-    let labels: String = col(row, 3, OP)?;
-    let spec: String = col(row, 4, OP)?;
-    let status: String = col(row, 5, OP)?;
+    let what = || format!("resource {key}");
     Ok(Resource {
         uid: col(row, 2, OP)?,
-        labels: from_json(&labels, &what)?,
-        spec: from_json(&spec, &what)?,
-        status: from_json(&status, &what)?,
-        generation: to_u64(col(row, 6, OP)?, &what)?,
-        resource_version: to_u64(col(row, 7, OP)?, &what)?,
-        created_at: from_ts(col(row, 8, OP)?, &what)?,
-        updated_at: from_ts(col(row, 9, OP)?, &what)?,
+        labels: json_col(row, 3, OP, what)?,
+        spec: json_col(row, 4, OP, what)?,
+        status: json_col(row, 5, OP, what)?,
+        generation: to_u64(col(row, 6, OP)?, "resource generation")?,
+        resource_version: to_u64(col(row, 7, OP)?, "resource version")?,
+        created_at: from_ts(col(row, 8, OP)?, "resource created_at")?,
+        updated_at: from_ts(col(row, 9, OP)?, "resource updated_at")?,
         key,
     })
 }
@@ -202,15 +216,13 @@ pub(crate) fn duplicate_taint(
 fn decode_event(row: &Row<'_>) -> Res<Event> {
     const OP: &str = "read event";
     let id: i64 = col(row, 0, OP)?;
-    let what = format!("event {id}");
-    let data: String = col(row, 5, OP)?;
     Ok(Event {
         id,
-        at: from_ts(col(row, 1, OP)?, &what)?,
+        at: from_ts(col(row, 1, OP)?, "event at")?,
         node: col(row, 2, OP)?,
         kind: col(row, 3, OP)?,
         message: col(row, 4, OP)?,
-        data: from_json(&data, &what)?,
+        data: json_col(row, 5, OP, || format!("event {id}"))?,
     })
 }
 
@@ -244,11 +256,15 @@ pub(crate) fn events(conn: &Connection, q: &EventQuery) -> Res<Vec<Event>> {
         format!("WHERE {}", clauses.join(" AND "))
     };
     let (order, limit) = match q.limit {
-        Some(n) => ("DESC", format!("LIMIT {}", i64::try_from(n).unwrap_or(i64::MAX))),
+        Some(n) => (
+            "DESC",
+            format!("LIMIT {}", i64::try_from(n).unwrap_or(i64::MAX)),
+        ),
         None => ("ASC", String::new()),
     };
-    let query =
-        format!("SELECT id, at, node, kind, message, data FROM events {filter} ORDER BY id {order} {limit}");
+    let query = format!(
+        "SELECT id, at, node, kind, message, data FROM events {filter} ORDER BY id {order} {limit}"
+    );
     const OP: &str = "query events";
     let mut stmt = conn.prepare_cached(&query).map_err(sql(OP))?;
     let mut rows = stmt

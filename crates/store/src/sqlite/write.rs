@@ -9,8 +9,8 @@ use rusqlite::{Connection, params};
 use super::codec::{from_ts, sql, to_i64, to_json, ts};
 use super::read;
 use crate::{
-    AuditCursor, Expect, InstanceRecord, JournalUpdate, LeaseState, NewEvent,
-    NewJournalEntry, NewTaint, Op, OpResult, Resource, ResourceKey, ResourceWrite, Revision, StoreError,
+    AuditCursor, Expect, InstanceRecord, JournalUpdate, LeaseState, NewEvent, NewJournalEntry,
+    NewTaint, Op, OpResult, Resource, ResourceKey, ResourceWrite, Revision, StoreError,
 };
 
 type Res<T> = Result<T, StoreError>;
@@ -104,7 +104,11 @@ fn put_resource(conn: &Connection, ctx: &mut WriteCtx<'_>, w: ResourceWrite) -> 
     non_empty(&w.key.kind, "resource kind")?;
     non_empty(&w.key.name, "resource name")?;
     let existing = read::resource(conn, &w.key)?;
-    check_expect(&w.key, w.expect, existing.as_ref().map(|r| r.resource_version))?;
+    check_expect(
+        &w.key,
+        w.expect,
+        existing.as_ref().map(|r| r.resource_version),
+    )?;
     let Some(mut resource) = existing else {
         let uid = new_uid(ctx.rng);
         conn.prepare_cached(
@@ -367,7 +371,9 @@ fn journal_update(conn: &Connection, ctx: &mut WriteCtx<'_>, u: JournalUpdate) -
     if entry.state.is_final() {
         // Repeating the same completion (a retried write after a lost reply) is a no-op.
         let same = entry.state == u.state
-            && u.upid.as_ref().is_none_or(|x| entry.upid.as_ref() == Some(x))
+            && u.upid
+                .as_ref()
+                .is_none_or(|x| entry.upid.as_ref() == Some(x))
             && u.detail.as_ref().is_none_or(|d| *d == entry.detail);
         if same {
             return Ok(OpResult::Journal(entry));
