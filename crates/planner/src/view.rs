@@ -1,7 +1,7 @@
 //! Indexed, read-only view of the inputs: ownership checks and each record resolved to its VM.
 
 use crate::inputs::{
-    Desired, InFlight, InstanceRecord, InstanceRole, ObservedVm, Observed, OwnedVmConfig, Policy,
+    Desired, InFlight, InstanceRecord, ObservedVm, Observed, OwnedVmConfig, Policy,
     PveNodeInfo, Records, Taint, TemplateStatus, VmStatus,
 };
 use crate::marker::OwnershipMarker;
