@@ -16,7 +16,7 @@ use crate::ids::{Secret, TokenId};
 use crate::tls::{TlsError, TlsMode, client_config};
 
 /// Tickets live 2 h; renew well before.
-const TICKET_RENEW_AFTER: Duration = Duration::from_secs(90 * 60);
+const DEFAULT_TICKET_RENEW_AFTER: Duration = Duration::from_secs(90 * 60);
 
 /// Why a [`PveClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,7 @@ pub struct PveClientBuilder {
     request_timeout: Duration,
     read_attempts: usize,
     retry_min_delay: Duration,
+    ticket_renew_after: Duration,
 }
 
 impl std::fmt::Debug for PveClientBuilder {
@@ -123,6 +124,13 @@ impl PveClientBuilder {
         self
     }
 
+    /// With ticket auth: renew the ticket (POST `/access/ticket` with the current ticket as
+    /// password) once it is this old (default 90 min; PVE tickets expire after 2 h).
+    pub fn ticket_renew_after(mut self, age: Duration) -> Self {
+        self.ticket_renew_after = age;
+        self
+    }
+
     /// Builds the client. No request is made yet.
     pub fn build(self) -> Result<PveClient, BuildError> {
         let api_base = api_base(&self.url)?;
@@ -159,6 +167,7 @@ impl PveClientBuilder {
                 auth,
                 read_attempts: self.read_attempts,
                 retry_min_delay: self.retry_min_delay,
+                ticket_renew_after: self.ticket_renew_after,
             }),
         })
     }
@@ -214,6 +223,7 @@ struct Inner {
     auth: Auth,
     read_attempts: usize,
     retry_min_delay: Duration,
+    ticket_renew_after: Duration,
 }
 
 /// An async Proxmox VE API client. Cheap to clone (shares one connection pool).
@@ -259,6 +269,7 @@ impl PveClient {
             request_timeout: Duration::from_secs(60),
             read_attempts: 4,
             retry_min_delay: Duration::from_millis(200),
+            ticket_renew_after: DEFAULT_TICKET_RENEW_AFTER,
         }
     }
 
@@ -401,9 +412,12 @@ impl PveClient {
                     let mut guard = state.lock().await;
                     let current = if fresh { None } else { guard.clone() };
                     let renewed = match current {
-                        Some(t) if t.obtained.elapsed() < TICKET_RENEW_AFTER => t,
+                        Some(t) if t.obtained.elapsed() < self.inner.ticket_renew_after => t,
                         Some(t) => match self.login(user, &t.ticket).await {
-                            Ok(t) => t,
+                            Ok(t) => {
+                                tracing::debug!(user, "renewed PVE ticket");
+                                t
+                            }
                             Err(err) => {
                                 tracing::info!(error = %err, "PVE ticket renewal failed; logging in with the password");
                                 self.login(user, password).await?

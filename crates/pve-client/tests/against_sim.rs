@@ -852,6 +852,28 @@ async fn expired_ticket_is_replaced_transparently() {
     assert_eq!(sim.admin().request_count("POST /access/ticket"), 2);
 }
 
+#[tokio::test]
+async fn aged_ticket_is_renewed_before_use() {
+    let sim = start_sim(SimConfig::fast()).await;
+    let client = PveClient::builder(sim.base_url())
+        .ticket("root@pam", Secret::new("demo"))
+        .ticket_renew_after(Duration::ZERO)
+        .build()
+        .expect("builds");
+    client.version().await.expect("first read logs in");
+    client.nodes().await.expect("second read renews");
+    let upid = client
+        .stop(&node("pve1"), vmid(GOLD))
+        .await
+        .expect("write with the renewed ticket's CSRF token")
+        .expect("UPID");
+    client
+        .wait_task(&upid, WAIT)
+        .await
+        .expect("stop of a stopped VM is OK");
+    assert!(sim.admin().request_count("POST /access/ticket") >= 3);
+}
+
 // ---------------------------------------------------------------- TLS
 
 async fn tls_sim() -> SimServer {
@@ -953,4 +975,67 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         cur = e.source();
     }
     out
+}
+
+// ---------------------------------------------------------------- secrets in logs
+
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_trace_logs() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sim = start_sim(SimConfig::fast()).await;
+    let (id, secret) = sim.token();
+    let client = token_client(&sim);
+    clone_gold(&client, 5500, "worker-12").await;
+    let ticket_client = PveClient::builder(sim.base_url())
+        .ticket("root@pam", Secret::new("demo"))
+        .build()
+        .expect("builds");
+    ticket_client
+        .update_config(
+            &node("pve1"),
+            vmid(5500),
+            &ConfigUpdate::new().cipassword(&Secret::new("cloud-init-pw-91")),
+        )
+        .await
+        .expect("update with ticket");
+    let bad = PveClient::builder(sim.base_url())
+        .token(id.parse().expect("id"), Secret::new("bad-secret-77"))
+        .build()
+        .expect("builds");
+    let _ = bad.version().await.expect_err("bad secret");
+
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
+    assert!(text.contains("PVE call"), "client logged its calls");
+    for secret in [
+        secret.as_str(),
+        "bad-secret-77",
+        "cloud-init-pw-91",
+        "PVE:root@pam:",
+    ] {
+        assert!(!text.contains(secret), "{secret:?} leaked into logs");
+    }
 }
