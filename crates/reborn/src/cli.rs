@@ -28,6 +28,182 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of reborn's manifests.
     Schema,
+    /// Validate manifests locally, then send them to the daemon (all or nothing).
+    Apply(ApplyArgs),
+    /// List resources: nodes, goldimages, budgets, taintpolicies or taints.
+    Get(GetArgs),
+    /// Show everything about one node: spec, instance, conditions, taints with evidence, events.
+    Describe(DescribeArgs),
+    /// Delete a declared resource (a deleted node's VMs are destroyed by the controller).
+    Delete(DeleteArgs),
+    /// Taint a node's current instance: the controller replaces it.
+    Taint(TaintArgs),
+    /// Clear every active taint of a node (they stay in the history).
+    Untaint(UntaintArgs),
+    /// Show what the next reconcile pass would do, and why.
+    Plan(PlanArgs),
+    /// Show the event log, optionally following new events.
+    Events(EventsArgs),
+    /// Show the circuit breaker, or release it.
+    Breaker(BreakerArgs),
+}
+
+/// How client commands reach the daemon and print results.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The reborn API.
+    #[arg(long, env = "REBORN_SERVER", default_value = crate::cmd::client::DEFAULT_SERVER)]
+    pub server: String,
+    /// Bearer token for the API (role viewer for reads, operator for writes).
+    #[arg(long, env = "REBORN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// Output formats of client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    Table,
+    /// The API's JSON.
+    Json,
+    /// The API's data as YAML.
+    Yaml,
+}
+
+/// Flags of `reborn apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Manifest files or directories (a directory's own *.yaml, *.yml; subdirectories are not read).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Wait until every applied node is Ready, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits, e.g. `10m`.
+    #[arg(long, default_value = "10m")]
+    pub timeout: model::Duration,
+    /// Validate on the server and show what would change, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// nodes, goldimages, budgets, taintpolicies or taints.
+    pub kind: String,
+    /// One resource by name (not for taints).
+    pub name: Option<String>,
+    /// For taints: include cleared and expired ones.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// What to describe: `node`.
+    pub kind: String,
+    /// The node's name.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn delete`.
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// node, goldimage, budget or taintpolicy (singular or plural).
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// Delete only if the stored resourceVersion is this (exit 5 otherwise).
+    #[arg(long)]
+    pub resource_version: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn taint`.
+#[derive(Debug, clap::Args)]
+pub struct TaintArgs {
+    /// The node.
+    pub node: String,
+    /// Why (recorded with your token's name).
+    #[arg(long, required = true)]
+    pub reason: String,
+    /// info, warning (replace within budgets) or critical (also isolate at once).
+    #[arg(long, default_value = "warning")]
+    pub severity: String,
+    /// How long the taint lives, e.g. `24h`; default until cleared.
+    #[arg(long)]
+    pub ttl: Option<model::Duration>,
+    /// The taint key.
+    #[arg(long, default_value = "manual")]
+    pub key: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn untaint`.
+#[derive(Debug, clap::Args)]
+pub struct UntaintArgs {
+    /// The node.
+    pub node: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn events`.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Only events about this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only events of this kind (e.g. `TaintAdded`).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events since this RFC 3339 time or this long ago (`10m`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many (the most recent).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Keep printing new events as they happen (Ctrl-C to stop).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `reborn breaker`.
+#[derive(Debug, clap::Args)]
+pub struct BreakerArgs {
+    /// `release` lets automatic destruction resume (within budgets); without it, show state.
+    pub action: Option<BreakerAction>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// What `reborn breaker` can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BreakerAction {
+    /// Release the breaker.
+    Release,
 }
 
 /// Flags of `reborn demo`.
@@ -62,7 +238,7 @@ pub struct SimArgs {
 /// Flags of `reborn validate`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (*.yaml, *.yml, searched recursively).
+    /// Manifest files or directories (a directory's own *.yaml, *.yml; subdirectories are not read).
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
 }

@@ -11,6 +11,16 @@ pub enum ExitStatus {
     Unexpected,
     /// 2: the input (manifests, flags, config) is invalid; nothing was changed.
     InvalidInput,
+    /// 3: the reborn API could not be reached (or the controller behind it is unavailable).
+    Unreachable,
+    /// 4: the named resource or node does not exist.
+    NotFound,
+    /// 5: a resourceVersion precondition failed; nothing was changed.
+    Conflict,
+    /// 6: the token is missing, unknown, or lacks the role the command needs.
+    Unauthorized,
+    /// 7: `apply --wait` gave up before every node was Ready.
+    TimedOut,
 }
 
 impl ExitStatus {
@@ -20,6 +30,11 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Unexpected => 1,
             ExitStatus::InvalidInput => 2,
+            ExitStatus::Unreachable => 3,
+            ExitStatus::NotFound => 4,
+            ExitStatus::Conflict => 5,
+            ExitStatus::Unauthorized => 6,
+            ExitStatus::TimedOut => 7,
         }
     }
 }
