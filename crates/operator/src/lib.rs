@@ -10,7 +10,12 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
+pub mod executor;
 pub mod handle;
 pub mod metrics;
+pub mod observe;
+pub mod readiness;
 
+pub use controller::{Controller, ControllerConfig, ControllerError, PassReport};
 pub use handle::{BreakerView, ControllerHandle, HandleError, PlanReport};

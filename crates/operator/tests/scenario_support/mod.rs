@@ -1,0 +1,256 @@
+//! Shared fixtures of the controller scenario tests: a fast simulator, a SQLite store in a
+//! temporary directory, the controller, and helpers to apply manifests, taint and read events.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use operator::{Controller, ControllerConfig, ControllerHandle};
+use pve_client::{PveClient, Secret};
+use pve_sim::{SimAdmin, SimConfig, SimServer};
+use store::{
+    EventQuery, NewTaint, ResourceKey, ResourceWrite, Severity, SqliteStore, Store, TaintSource,
+};
+
+pub const OPERATOR: &str = "test";
+pub const TAG: &str = "reborn-test";
+
+pub const GOLD: &str = r#"
+apiVersion: reborn.dev/v1alpha1
+kind: GoldImage
+metadata: {name: gold}
+spec:
+  template: {pveNode: pve1, vmid: 9000}
+  digest: sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192
+  trustedKeys: ["ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"]
+"#;
+
+/// A node manifest on pve1 with the given strategy and VMID range start; `ip` 0 = DHCP,
+/// otherwise the fixed address `10.0.10.<ip>`.
+pub fn node(name: &str, role: &str, from: u32, strategy: &str, ip: u8) -> String {
+    let network = if ip == 0 {
+        "[{bridge: vmbr0}]".to_owned()
+    } else {
+        format!("[{{bridge: vmbr0, address: 10.0.10.{ip}/24, gateway: 10.0.10.1}}]")
+    };
+    format!(
+        r#"
+---
+apiVersion: reborn.dev/v1alpha1
+kind: Node
+metadata: {{name: {name}, labels: {{app: t, role: {role}}}}}
+spec:
+  goldImage: gold
+  vmids: {{from: {from}, to: {to}}}
+  placement: {{pveNodes: [pve1]}}
+  clone: {{mode: linked}}
+  resources: {{cores: 2, memory: 1GiB}}
+  network: {network}
+  cloudInit: {{user: app, sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpsQ3Fm4GkJbXhZ0vJ2o3Bq8dXr6nY7kLw1tPz9aRcE ops@t"]}}
+  readiness: {{guestAgent: true, timeout: 5m}}
+  replacement: {{strategy: {strategy}}}
+"#,
+        to = from + 9
+    )
+}
+
+pub fn budget(name: &str, role: &str, max: u32) -> String {
+    format!(
+        r#"
+---
+apiVersion: reborn.dev/v1alpha1
+kind: DisruptionBudget
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{role: {role}}}}}
+  maxUnavailable: {max}
+"#
+    )
+}
+
+/// Writes manifests into the store the way the API does: kind/name, labels, spec as JSON.
+pub fn apply(store: &dyn Store, yaml: &str) {
+    let set = model::load_str("test.yaml", yaml).expect("valid manifests");
+    let mut writes = Vec::new();
+    for n in &set.nodes {
+        writes.push(
+            ResourceWrite::new(
+                ResourceKey::new("Node", n.metadata.name.as_str()),
+                serde_json::to_value(&n.spec).expect("spec"),
+            )
+            .with_labels(n.metadata.labels.clone()),
+        );
+    }
+    for g in &set.gold_images {
+        writes.push(ResourceWrite::new(
+            ResourceKey::new("GoldImage", g.metadata.name.as_str()),
+            serde_json::to_value(&g.spec).expect("spec"),
+        ));
+    }
+    for b in &set.budgets {
+        writes.push(ResourceWrite::new(
+            ResourceKey::new("DisruptionBudget", b.metadata.name.as_str()),
+            serde_json::to_value(&b.spec).expect("spec"),
+        ));
+    }
+    store.apply(writes).expect("apply");
+}
+
+pub fn client(sim: &SimServer) -> PveClient {
+    let (id, secret) = sim.token();
+    PveClient::builder(sim.base_url())
+        .token(id.parse().expect("token id"), Secret::new(secret))
+        .retry_min_delay(Duration::from_millis(5))
+        .build()
+        .expect("client builds")
+}
+
+pub struct Harness {
+    pub sim: SimServer,
+    pub admin: SimAdmin,
+    pub store: Arc<SqliteStore>,
+    pub ctl: Controller,
+    pub handle: Arc<dyn ControllerHandle>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn new(manifests: &str) -> Self {
+        Self::with_config(manifests, ControllerConfig::fast(OPERATOR)).await
+    }
+
+    pub async fn with_config(manifests: &str, config: ControllerConfig) -> Self {
+        let sim = pve_sim::start(SimConfig::fast(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sim starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("reborn.db")).expect("store"));
+        apply(store.as_ref(), manifests);
+        let (ctl, handle) =
+            Controller::new(config, store.clone(), client(&sim)).expect("controller");
+        let admin = sim.admin();
+        Harness {
+            sim,
+            admin,
+            store,
+            ctl,
+            handle,
+            dir,
+        }
+    }
+
+    /// A new controller on the same store and simulator (a restart).
+    pub fn restart(&mut self) {
+        let (ctl, handle) = Controller::new(
+            ControllerConfig::fast(OPERATOR),
+            self.store.clone(),
+            client(&self.sim),
+        )
+        .expect("controller");
+        self.ctl = ctl;
+        self.handle = handle;
+    }
+
+    pub async fn converge(&self) -> usize {
+        self.ctl.converge(40).await.expect("converges")
+    }
+
+    pub fn taint(&self, node: &str, severity: Severity) {
+        self.store
+            .add_taint(NewTaint {
+                node: node.to_owned(),
+                instance_id: None,
+                key: "manual".to_owned(),
+                source: TaintSource::Cli,
+                severity,
+                reason: "test taint".to_owned(),
+                evidence: serde_json::json!({}),
+                created_at: chrono::Utc::now(),
+                created_by: "tester".to_owned(),
+                expires_at: None,
+            })
+            .expect("taint");
+    }
+
+    /// VMs carrying the ownership tag, as (vmid, name).
+    pub fn owned_vms(&self) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = self
+            .admin
+            .vms()
+            .into_iter()
+            .filter(|v| {
+                v.config
+                    .get("tags")
+                    .map(|t| t.as_str())
+                    .is_some_and(|t| t.split(';').any(|x| x == TAG))
+            })
+            .map(|v| {
+                let name = v
+                    .config
+                    .get("name")
+                    .map(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                (v.vmid, name)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The event log in a stable form: per node (sorted), in append order, kind and vmid.
+    pub fn golden(&self) -> String {
+        let events = self.store.events(&EventQuery::default()).expect("events");
+        let mut nodes: Vec<String> = events
+            .iter()
+            .map(|e| e.node.clone().unwrap_or_else(|| "-".to_owned()))
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        let mut out = String::new();
+        for n in nodes {
+            out.push_str(&format!("{n}:\n"));
+            for e in events
+                .iter()
+                .filter(|e| e.node.clone().unwrap_or_else(|| "-".to_owned()) == n)
+            {
+                let vmid = e.data.get("vmid").and_then(|v| v.as_u64());
+                match vmid {
+                    Some(v) => out.push_str(&format!("  {} vm={v}\n", e.kind)),
+                    None => out.push_str(&format!("  {}\n", e.kind)),
+                }
+            }
+        }
+        out
+    }
+
+    pub fn event_kinds(&self, node: &str) -> Vec<String> {
+        self.store
+            .events(&EventQuery {
+                node: Some(node.to_owned()),
+                ..EventQuery::default()
+            })
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    pub fn status(&self, node: &str) -> serde_json::Value {
+        self.store
+            .get(&ResourceKey::new("Node", node))
+            .expect("get")
+            .expect("node exists")
+            .status
+    }
+
+    pub fn condition(&self, node: &str, kind: &str) -> String {
+        let status = self.status(node);
+        status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("missing")
+            .to_owned()
+    }
+}
