@@ -106,9 +106,11 @@ pub fn load_str(file_name: &str, text: &str) -> Result<ManifestSet, Diagnostics>
     load_sources(vec![SourceFile::new(file_name, text)], vec![])
 }
 
-/// Loads and validates manifests from files and directories. Directories are searched
-/// recursively for `*.yaml` and `*.yml`; files are read in sorted path order. Files named
-/// explicitly are read whatever their extension.
+/// Loads and validates manifests from files and directories. A directory contributes its own
+/// `*.yaml` and `*.yml` files, not those of its subdirectories (like `kubectl apply -f DIR`
+/// without `-R`): a deployment folder keeps Cerbos policies and cloud-init snippets in
+/// subfolders, and those are not reborn manifests. Files are read in sorted path order. Files
+/// named explicitly are read whatever their extension.
 ///
 /// # Errors
 /// Every problem in every file, as [`Diagnostics`]: unreadable paths, YAML syntax, wrong types,
@@ -167,9 +169,7 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
-        if path.is_dir() {
-            collect_dir(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
     }

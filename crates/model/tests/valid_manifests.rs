@@ -88,3 +88,30 @@ fn json_deserialisation_rejects_unknown_fields() {
         "spec":{"selector":{},"maxUnavailable":1,"maxSurge":1}}"#;
     assert!(serde_json::from_str::<model::Manifest>(json).is_err());
 }
+
+#[test]
+fn a_directory_is_read_without_its_subdirectories() {
+    let dir = std::env::temp_dir().join(format!("reborn-model-subdirs-{}", std::process::id()));
+    let sub = dir.join("cerbos");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::copy(
+        examples_dir().join("workers.yaml"),
+        dir.join("workers.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        examples_dir().join("gold-images.yaml"),
+        dir.join("gold-images.yaml"),
+    )
+    .unwrap();
+    // Not a reborn manifest: a Cerbos policy kept beside the deployment's manifests.
+    std::fs::write(
+        sub.join("policy.yaml"),
+        "apiVersion: api.cerbos.dev/v1\nresourcePolicy: {}\n",
+    )
+    .unwrap();
+    let loaded = model::load_paths(&[dir.clone()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let set = loaded.unwrap_or_else(|d| panic!("subdirectory was read:\n{d}"));
+    assert_eq!(set.nodes.len(), 2);
+}
