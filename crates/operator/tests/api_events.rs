@@ -8,7 +8,7 @@ use api_support::{Harness, VIEWER_TOKEN, start_time};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures_util::StreamExt;
-use store::{NewEvent, Store};
+use store::NewEvent;
 
 fn event(node: &str, kind: &str, minutes: i64) -> NewEvent {
     NewEvent {

@@ -4,7 +4,7 @@ mod api_support;
 
 use api_support::{Harness, VIEWER_TOKEN, start_time};
 use axum::http::StatusCode;
-use store::{InstanceRecord, NewEvent, Op, Store, Txn};
+use store::{InstanceRecord, NewEvent, Op, Txn};
 
 #[tokio::test]
 async fn taint_on_an_unknown_node_is_404() {

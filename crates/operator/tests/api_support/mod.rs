@@ -22,10 +22,22 @@ pub const OPERATOR_TOKEN: &str = "op-secret-token";
 pub const VIEWER_TOKEN: &str = "viewer-secret-token";
 
 /// A stand-in for the controller: counts wakes, returns a fixed plan, keeps a breaker.
-#[derive(Default)]
 pub struct FakeController {
     pub wakes: AtomicUsize,
     pub breaker: Mutex<BreakerView>,
+}
+
+impl Default for FakeController {
+    fn default() -> Self {
+        Self {
+            wakes: AtomicUsize::new(0),
+            breaker: Mutex::new(BreakerView {
+                tripped: false,
+                reason: None,
+                released_by: None,
+            }),
+        }
+    }
 }
 
 impl ControllerHandle for FakeController {
