@@ -120,7 +120,11 @@ impl Harness {
     }
 
     pub async fn with_config(manifests: &str, config: ControllerConfig) -> Self {
-        let sim = pve_sim::start(SimConfig::fast(), "127.0.0.1:0".parse().expect("addr"))
+        Self::with_sim(manifests, config, SimConfig::fast()).await
+    }
+
+    pub async fn with_sim(manifests: &str, config: ControllerConfig, sim: SimConfig) -> Self {
+        let sim = pve_sim::start(sim, "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
