@@ -4,9 +4,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
-use operator::api::wire::{
-    ApplyResponse, Condition, NodeDescription, ResourceList, ResourceView,
-};
+use operator::api::wire::{ApplyResponse, Condition, NodeDescription, ResourceList, ResourceView};
 use serde::Serialize;
 use serde_json::Value;
 use store::{Event, Taint};
@@ -74,7 +72,14 @@ pub fn resource_table(kind: &str, list: &ResourceList) -> String {
         return format!("No {kind} resources.\n");
     }
     let mut t = match kind {
-        "Node" => table(&["NAME", "READY", "INSTANCE", "GOLD IMAGE", "TAINTS", "GENERATION"]),
+        "Node" => table(&[
+            "NAME",
+            "READY",
+            "INSTANCE",
+            "GOLD IMAGE",
+            "TAINTS",
+            "GENERATION",
+        ]),
         "GoldImage" => table(&["NAME", "TEMPLATE", "DIGEST", "GENERATION"]),
         "DisruptionBudget" => table(&["NAME", "SELECTOR", "MAX UNAVAILABLE", "GENERATION"]),
         "TaintPolicy" => table(&["NAME", "SEVERITY", "ACTION", "THRESHOLD", "GENERATION"]),
@@ -256,7 +261,11 @@ pub fn describe_node(d: &NodeDescription, now: DateTime<Utc>) -> String {
     let _ = writeln!(out, "Created:       {}", time(&n.created_at));
     match &d.instance {
         Some(i) => {
-            let _ = writeln!(out, "Instance:      VM {} on {} ({})", i.vmid, i.pve_node, i.name);
+            let _ = writeln!(
+                out,
+                "Instance:      VM {} on {} ({})",
+                i.vmid, i.pve_node, i.name
+            );
             let _ = writeln!(out, "  Instance id: {}", i.instance_id);
             let _ = writeln!(out, "  SMBIOS UUID: {}", i.smbios_uuid);
             let _ = writeln!(out, "  Spec hash:   {}", i.spec_hash);

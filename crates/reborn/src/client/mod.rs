@@ -30,7 +30,9 @@ pub enum ClientError {
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
     /// Nothing answered at the server address.
-    #[error("cannot reach the reborn API at {server} (is `reborn run` running? set --server or REBORN_SERVER)")]
+    #[error(
+        "cannot reach the reborn API at {server} (is `reborn run` running? set --server or REBORN_SERVER)"
+    )]
     Unreachable {
         /// The server URL.
         server: String,
@@ -134,10 +136,13 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let resp = req.send().await.map_err(|source| ClientError::Unreachable {
-            server: self.base.clone(),
-            source,
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.base.clone(),
+                source,
+            })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -172,7 +177,9 @@ impl Client {
         path: &str,
         query: &Q,
     ) -> Result<T, ClientError> {
-        let resp = self.send(self.request(Method::GET, path).query(query)).await?;
+        let resp = self
+            .send(self.request(Method::GET, path).query(query))
+            .await?;
         Self::decode(resp).await
     }
 
@@ -182,7 +189,9 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let resp = self.send(self.request(Method::POST, path).json(body)).await?;
+        let resp = self
+            .send(self.request(Method::POST, path).json(body))
+            .await?;
         Self::decode(resp).await
     }
 
@@ -220,13 +229,18 @@ impl Client {
         query: &Q,
         mut line: impl FnMut(&str) -> bool,
     ) -> Result<(), ClientError> {
-        let mut resp = self.send(self.request(Method::GET, path).query(query)).await?;
+        let mut resp = self
+            .send(self.request(Method::GET, path).query(query))
+            .await?;
         let mut pending: Vec<u8> = Vec::new();
         loop {
-            let chunk = resp.chunk().await.map_err(|source| ClientError::Unreachable {
-                server: self.base.clone(),
-                source,
-            })?;
+            let chunk = resp
+                .chunk()
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    server: self.base.clone(),
+                    source,
+                })?;
             let Some(chunk) = chunk else {
                 return Ok(());
             };

@@ -51,8 +51,8 @@ pub fn prepare(args: &ApplyArgs) -> Result<String, ExitStatus> {
     Ok(texts.join("\n---\n"))
 }
 
-/// The files `load_paths` reads: named files as they are, directories searched recursively for
-/// `*.yaml` / `*.yml`.
+/// The files `load_paths` reads: named files as they are; a directory's own `*.yaml` /
+/// `*.yml` files, not its subdirectories' (like `kubectl apply -f DIR` without `-R`).
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if !path.is_dir() {
         out.push(path.to_owned());
@@ -63,9 +63,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         .collect::<Result<_, _>>()?;
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        if p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(p);
         }
     }
@@ -73,7 +71,11 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Sends the manifests; with `--wait`, waits until every applied node is Ready.
-pub async fn run(client: Client, args: &ApplyArgs, body: String) -> Result<ExitStatus, ClientError> {
+pub async fn run(
+    client: Client,
+    args: &ApplyArgs,
+    body: String,
+) -> Result<ExitStatus, ClientError> {
     let path = if args.dry_run {
         "/v1/apply?dryRun=true"
     } else {
@@ -122,9 +124,7 @@ async fn wait_ready(
     loop {
         let mut waiting = Vec::new();
         for (name, generation) in nodes {
-            let view: ResourceView = client
-                .get(&format!("/v1/nodes/{}", segment(name)))
-                .await?;
+            let view: ResourceView = client.get(&format!("/v1/nodes/{}", segment(name))).await?;
             if !is_ready(&view, *generation) {
                 waiting.push(name.as_str());
             }
@@ -132,7 +132,11 @@ async fn wait_ready(
         bar.set_position((nodes.len() - waiting.len()) as u64);
         if waiting.is_empty() {
             bar.finish_and_clear();
-            eprintln!("all {} node(s) Ready after {}s", nodes.len(), started.elapsed().as_secs());
+            eprintln!(
+                "all {} node(s) Ready after {}s",
+                nodes.len(),
+                started.elapsed().as_secs()
+            );
             return Ok(ExitStatus::Success);
         }
         bar.set_message(format!("(waiting for {})", waiting.join(", ")));

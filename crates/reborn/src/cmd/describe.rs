@@ -9,7 +9,10 @@ use crate::exit_code::ExitStatus;
 
 /// Shows everything about one node.
 pub async fn run(client: Client, args: &DescribeArgs) -> Result<ExitStatus, ClientError> {
-    if !matches!(args.kind.to_ascii_lowercase().as_str(), "node" | "nodes" | "no") {
+    if !matches!(
+        args.kind.to_ascii_lowercase().as_str(),
+        "node" | "nodes" | "no"
+    ) {
         eprintln!("error: only nodes can be described (reborn describe node NAME)");
         return Ok(ExitStatus::InvalidInput);
     }

@@ -11,13 +11,27 @@ use crate::exit_code::ExitStatus;
 pub(super) fn resolve_kind(text: &str) -> Option<(&'static str, &'static str)> {
     const KINDS: [(&str, &str, &[&str]); 4] = [
         ("nodes", "Node", &["node", "nodes", "no"]),
-        ("goldimages", "GoldImage", &["goldimage", "goldimages", "gi"]),
+        (
+            "goldimages",
+            "GoldImage",
+            &["goldimage", "goldimages", "gi"],
+        ),
         (
             "budgets",
             "DisruptionBudget",
-            &["budget", "budgets", "disruptionbudget", "disruptionbudgets", "pdb"],
+            &[
+                "budget",
+                "budgets",
+                "disruptionbudget",
+                "disruptionbudgets",
+                "pdb",
+            ],
         ),
-        ("taintpolicies", "TaintPolicy", &["taintpolicy", "taintpolicies", "tp"]),
+        (
+            "taintpolicies",
+            "TaintPolicy",
+            &["taintpolicy", "taintpolicies", "tp"],
+        ),
     ];
     let lower = text.to_ascii_lowercase();
     KINDS
@@ -47,9 +61,7 @@ pub async fn run(client: Client, args: &GetArgs) -> Result<ExitStatus, ClientErr
     };
     let list = match &args.name {
         Some(name) => {
-            let one: ResourceView = client
-                .get(&format!("/v1/{url}/{}", segment(name)))
-                .await?;
+            let one: ResourceView = client.get(&format!("/v1/{url}/{}", segment(name))).await?;
             if let Some(text) = output::machine(format, &one) {
                 print(&text);
                 return Ok(ExitStatus::Success);

@@ -15,12 +15,11 @@ pub async fn run(client: Client, args: &UntaintArgs) -> Result<ExitStatus, Clien
             &serde_json::json!({}),
         )
         .await?;
-    let text = output::machine(args.client.output, &resp).unwrap_or_else(|| {
-        match resp.cleared.len() {
+    let text =
+        output::machine(args.client.output, &resp).unwrap_or_else(|| match resp.cleared.len() {
             0 => format!("node/{} has no active taint\n", args.node),
             n => format!("node/{} untainted: {n} taint(s) cleared\n", args.node),
-        }
-    });
+        });
     print(&text);
     Ok(ExitStatus::Success)
 }
