@@ -30,6 +30,10 @@ pub struct ControllerConfig {
     pub readiness: ReadinessConfig,
     /// Per-node backoff after a failed action.
     pub backoff: BackoffConfig,
+    /// How long an interrupted create whose VM is not (yet) visible stays in flight before it
+    /// is abandoned: a request cut by a crash or a 596 may still reach PVE (default 60 s,
+    /// twice pveproxy's 30 s proxy timeout).
+    pub intent_grace_ms: u64,
 }
 
 impl Default for ControllerConfig {
@@ -45,6 +49,7 @@ impl Default for ControllerConfig {
             tasks: TaskTimeouts::default(),
             readiness: ReadinessConfig::default(),
             backoff: BackoffConfig::default(),
+            intent_grace_ms: 60_000,
         }
     }
 }
@@ -70,6 +75,7 @@ impl ControllerConfig {
                 initial_ms: 10,
                 max_ms: 200,
             },
+            intent_grace_ms: 1_000,
             ..Self::default()
         }
     }

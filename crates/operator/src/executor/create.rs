@@ -338,7 +338,9 @@ impl Executor {
                         .is_some_and(|m| {
                             m.instance_id == c.instance_id && m.operator == self.operator
                         });
-                    if !ours {
+                    // A clone in flight shows a placeholder (lock `clone`) without our
+                    // description yet: wait for it rather than call it foreign.
+                    if !ours && cfg.lock().is_none() {
                         return Ok(CloneState::Foreign);
                     }
                     return Ok(CloneState::Ours {

@@ -82,7 +82,16 @@ impl Executor {
             })?
             .iter()
             .any(|r| r.instance_id == c.instance_id);
+        let age = chrono::Utc::now() - entry.created_at;
+        let grace = chrono::Duration::milliseconds(self.config.intent_grace_ms as i64);
         match state {
+            // The clone request may still be on its way to PVE (a crash mid-request, a 596):
+            // give it the grace period before deciding nothing was created.
+            CloneState::Missing if age < grace => Err(ExecError::OutcomeUnknown {
+                node: node.to_owned(),
+                vmid,
+                step: "clone",
+            }),
             CloneState::Missing => {
                 let mut ops = Vec::new();
                 if recorded {
