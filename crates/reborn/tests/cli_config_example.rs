@@ -29,9 +29,7 @@ fn example_config_parses_with_documented_defaults() {
 #[test]
 fn unknown_keys_are_rejected() {
     let text = example().replace("resyncPeriod: 30s", "resyncPeriods: 30s");
-    let err = serde_yaml::from_str::<DaemonConfig>(&text)
-        .err()
-        .expect("a typo is an error");
+    let err = serde_yaml::from_str::<DaemonConfig>(&text).expect_err("a typo is an error");
     assert!(err.to_string().contains("resyncPeriods"), "{err}");
 }
 
@@ -69,6 +67,9 @@ fn resolved_config_reads_secrets_from_files_and_never_shows_them() {
 fn missing_secret_variable_is_named_in_the_error() {
     let text = "pve:\n  endpoint: https://pve1:8006\n  tokenId: reborn@pve!op\n  tokenSecret: {env: REBORN_TEST_SURELY_UNSET_VAR}\n";
     let config: DaemonConfig = serde_yaml::from_str(text).expect("config");
-    let err = config.resolve().err().expect("unset variable");
-    assert!(err.to_string().contains("REBORN_TEST_SURELY_UNSET_VAR"), "{err}");
+    let err = config.resolve().expect_err("unset variable");
+    assert!(
+        err.to_string().contains("REBORN_TEST_SURELY_UNSET_VAR"),
+        "{err}"
+    );
 }

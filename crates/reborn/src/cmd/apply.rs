@@ -26,7 +26,7 @@ pub fn prepare(args: &ApplyArgs) -> Result<String, ExitStatus> {
     if let Err(diagnostics) = model::load_paths(&args.paths)
         && !diagnostics.iter().all(needs_server_context)
     {
-        eprint!("{diagnostics}\n");
+        eprintln!("{diagnostics}");
         return Err(ExitStatus::InvalidInput);
     }
     let mut files = Vec::new();
