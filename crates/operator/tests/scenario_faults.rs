@@ -12,7 +12,10 @@ use store::{Severity, Store};
 const CLONE: &str = "POST /nodes/{node}/qemu/{vmid}/clone";
 
 fn one_worker() -> String {
-    format!("{GOLD}{}", node("worker-1", "worker", 4120, "StopFirst", 21))
+    format!(
+        "{GOLD}{}",
+        node("worker-1", "worker", 4120, "StopFirst", 21)
+    )
 }
 
 /// Converges and checks: exactly one owned VM for worker-1, it is Ready, no lease leaks.
@@ -26,7 +29,12 @@ async fn assert_converged(h: &Harness) -> u32 {
     }
     let vms = h.owned_vms();
     assert_eq!(vms.len(), 1, "exactly one VM: {vms:?}");
-    assert_eq!(h.condition("worker-1", "Ready"), "True", "{}", h.status("worker-1"));
+    assert_eq!(
+        h.condition("worker-1", "Ready"),
+        "True",
+        "{}",
+        h.status("worker-1")
+    );
     let leases = h.store.vmid_leases().expect("leases");
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert_eq!(leases[0].vmid, vms[0].0);
@@ -45,7 +53,10 @@ async fn injected_500_on_clone_is_retried_on_a_later_pass() {
         count: Some(1),
     });
     assert_converged(&h).await;
-    assert!(h.event_kinds("worker-1").contains(&"ActionFailed".to_owned()));
+    assert!(
+        h.event_kinds("worker-1")
+            .contains(&"ActionFailed".to_owned())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +71,11 @@ async fn clone_answered_with_596_is_re_read_not_repeated() {
     });
     let vmid = assert_converged(&h).await;
     assert_eq!(vmid, 4120);
-    assert_eq!(h.admin.request_count(CLONE), 1, "the clone was not sent twice");
+    assert_eq!(
+        h.admin.request_count(CLONE),
+        1,
+        "the clone was not sent twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +102,16 @@ async fn backup_lock_on_the_old_vm_holds_the_node_without_touching_it() {
     h.converge().await;
     let vm = h.admin.vm(4120).expect("still there");
     assert_eq!(vm.status, "running");
-    assert!(h.admin.vm(4121).is_none(), "no replacement while the backup runs");
-    assert_eq!(h.condition("worker-1", "Held"), "True", "{}", h.status("worker-1"));
+    assert!(
+        h.admin.vm(4121).is_none(),
+        "no replacement while the backup runs"
+    );
+    assert_eq!(
+        h.condition("worker-1", "Held"),
+        "True",
+        "{}",
+        h.status("worker-1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +136,10 @@ async fn vmid_taken_between_plan_and_clone_moves_to_the_next_vmid() {
         h.admin.vm(4120).expect("intruder kept").config["name"],
         "intruder"
     );
-    assert!(h.event_kinds("worker-1").contains(&"ActionFailed".to_owned()));
+    assert!(
+        h.event_kinds("worker-1")
+            .contains(&"ActionFailed".to_owned())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

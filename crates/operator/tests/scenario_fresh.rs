@@ -26,7 +26,10 @@ async fn fresh_cluster_gets_every_node_created_and_ready() {
         let tags = vm.config["tags"].as_str();
         assert!(tags.split(';').any(|t| t == TAG), "{tags}");
         let description = vm.config["description"].as_str();
-        assert!(description.starts_with("reborn:v1 node=worker-"), "{description}");
+        assert!(
+            description.starts_with("reborn:v1 node=worker-"),
+            "{description}"
+        );
         assert!(vm.config.contains_key("ipconfig0"));
     }
     for n in ["worker-1", "worker-2"] {
@@ -41,6 +44,11 @@ async fn fresh_cluster_gets_every_node_created_and_ready() {
     h.ctl.settle().await;
     assert_eq!(report.planned, 0, "{:?}", h.ctl.last_plan());
     assert_eq!(report.started, 0);
-    assert_eq!(h.admin.total_requests(), 1, "{:?}", h.admin.request_counts());
+    assert_eq!(
+        h.admin.total_requests(),
+        1,
+        "{:?}",
+        h.admin.request_counts()
+    );
     assert_eq!(h.admin.request_count("GET /cluster/resources"), 1);
 }

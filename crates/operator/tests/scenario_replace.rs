@@ -14,8 +14,11 @@ fn position(kinds: &[String], kind: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_first_replacement_destroys_the_old_vm_only_after_the_new_one_is_ready() {
-    let h = Harness::new(&format!("{GOLD}{}", node("worker-1", "worker", 4120, "StopFirst", 21)))
-        .await;
+    let h = Harness::new(&format!(
+        "{GOLD}{}",
+        node("worker-1", "worker", 4120, "StopFirst", 21)
+    ))
+    .await;
     h.converge().await;
     assert_eq!(h.owned_vms(), vec![(4120, "worker-1".to_owned())]);
 
@@ -33,24 +36,37 @@ async fn stop_first_replacement_destroys_the_old_vm_only_after_the_new_one_is_re
         .map(|(i, _)| i)
         .collect();
     assert_eq!(ready_positions.len(), 2, "{kinds:?}");
-    assert!(ready_positions[1] < position(&kinds, "Destroyed"), "{kinds:?}");
+    assert!(
+        ready_positions[1] < position(&kinds, "Destroyed"),
+        "{kinds:?}"
+    );
     assert!(position(&kinds, "Stopped") < position(&kinds, "CreateStarted") + 10);
     assert_eq!(h.condition("worker-1", "Ready"), "True");
-    assert!(h.status("worker-1")["lastRecoverySeconds"].is_number(), "{}", h.status("worker-1"));
+    assert!(
+        h.status("worker-1")["lastRecoverySeconds"].is_number(),
+        "{}",
+        h.status("worker-1")
+    );
     insta::assert_snapshot!(h.golden());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn surge_first_replacement_keeps_the_old_vm_running_until_the_new_one_is_ready() {
-    let h = Harness::new(&format!("{GOLD}{}", node("worker-2", "worker", 4130, "SurgeFirst", 0)))
-        .await;
+    let h = Harness::new(&format!(
+        "{GOLD}{}",
+        node("worker-2", "worker", 4130, "SurgeFirst", 0)
+    ))
+    .await;
     h.converge().await;
     h.taint("worker-2", Severity::Warning);
     h.converge().await;
 
     assert_eq!(h.owned_vms(), vec![(4131, "worker-2".to_owned())]);
     let kinds = h.event_kinds("worker-2");
-    assert!(!kinds.iter().any(|k| k == "Stopped"), "SurgeFirst never stops first: {kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "Stopped"),
+        "SurgeFirst never stops first: {kinds:?}"
+    );
     let last_ready = kinds.iter().rposition(|k| k == "Ready").expect("ready");
     assert!(last_ready < position(&kinds, "Destroyed"), "{kinds:?}");
     insta::assert_snapshot!(h.golden());
@@ -75,10 +91,16 @@ async fn two_tainted_ingress_nodes_under_max_unavailable_one_are_replaced_one_at
 
     assert_eq!(
         h.owned_vms(),
-        vec![(4101, "ingress-1".to_owned()), (4111, "ingress-2".to_owned())]
+        vec![
+            (4101, "ingress-1".to_owned()),
+            (4111, "ingress-2".to_owned())
+        ]
     );
     // Never both down: one node's stop comes after the other node's new instance is Ready.
-    let events = h.store.events(&store::EventQuery::default()).expect("events");
+    let events = h
+        .store
+        .events(&store::EventQuery::default())
+        .expect("events");
     let at = |node: &str, kind: &str, nth: usize| {
         events
             .iter()

@@ -8,8 +8,11 @@ use store::Severity;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_vms_including_look_alikes_are_never_touched() {
-    let h = Harness::new(&format!("{GOLD}{}", node("worker-1", "worker", 4120, "StopFirst", 21)))
-        .await;
+    let h = Harness::new(&format!(
+        "{GOLD}{}",
+        node("worker-1", "worker", 4120, "StopFirst", 21)
+    ))
+    .await;
     // Inside the node's VMID range, and one with the node's own name.
     h.admin.create_foreign_vm("pve1", 4120, "someone-else");
     h.admin.create_foreign_vm("pve1", 4125, "worker-1");
@@ -41,8 +44,11 @@ async fn foreign_vms_including_look_alikes_are_never_touched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_whose_smbios_uuid_changed_is_refused_destroy_and_the_node_is_held() {
-    let h = Harness::new(&format!("{GOLD}{}", node("worker-2", "worker", 4130, "SurgeFirst", 0)))
-        .await;
+    let h = Harness::new(&format!(
+        "{GOLD}{}",
+        node("worker-2", "worker", 4130, "SurgeFirst", 0)
+    ))
+    .await;
     h.converge().await;
     // Someone changes the VM's SMBIOS uuid behind reborn's back.
     let pve = client(&h.sim);

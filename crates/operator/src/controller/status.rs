@@ -141,13 +141,19 @@ pub(crate) fn write_all(
         }
     }
     drop(state);
-    for (name, status) in writes {
-        if let Err(e) = inner.store.put_status(
-            &ResourceKey::new(NODE_KIND, name.as_str()),
+    if writes.is_empty() {
+        return;
+    }
+    // One transaction for every changed status: one durable commit per pass, not per node.
+    let txn: store::Txn = writes
+        .into_iter()
+        .map(|(name, status)| store::Op::PutStatus {
+            key: ResourceKey::new(NODE_KIND, name),
             status,
-            Expect::Any,
-        ) {
-            tracing::debug!(node = %name, error = %e, "status not written");
-        }
+            expect: Expect::Any,
+        })
+        .collect();
+    if let Err(e) = inner.store.commit(txn) {
+        tracing::warn!(error = %e, "node status not written");
     }
 }
