@@ -68,7 +68,8 @@ impl PveClient {
     pub async fn cluster_vms(&self) -> Result<Vec<ClusterVm>, Error> {
         let mut p = Params::new();
         p.push("type", "vm");
-        self.get("/cluster/resources", &p).await
+        let (endpoint, body) = self.call_raw(Method::GET, "/cluster/resources", &p).await?;
+        crate::decode::cluster_resources(&body).map_err(|source| Error::Decode { endpoint, source })
     }
 
     /// `GET /cluster/nextid`: the first free VM id. A hint only: PVE does not reserve it.

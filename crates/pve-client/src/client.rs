@@ -285,6 +285,17 @@ impl PveClient {
         path: &str,
         params: &Params,
     ) -> Result<Envelope<T>, Error> {
+        let (endpoint, body) = self.call_raw(method, path, params).await?;
+        crate::decode::envelope(&body).map_err(|source| Error::Decode { endpoint, source })
+    }
+
+    /// Sends one call (reads with retries) and returns the raw success body.
+    pub(crate) async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        params: &Params,
+    ) -> Result<(Endpoint, bytes::Bytes), Error> {
         let endpoint = Endpoint {
             method: method.clone(),
             path: path.to_owned(),
@@ -306,7 +317,7 @@ impl PveClient {
         } else {
             self.send_authenticated(&endpoint, params).await?
         };
-        crate::decode::envelope(&body).map_err(|source| Error::Decode { endpoint, source })
+        Ok((endpoint, body))
     }
 
     /// One attempt; with ticket auth a 401 triggers one fresh login and one resend (a 401
