@@ -72,7 +72,11 @@ pub(crate) fn before(
         .collect();
     groups.push((
         "all nodes".to_string(),
-        desired.nodes.iter().map(|n| n.node.name().as_str()).collect(),
+        desired
+            .nodes
+            .iter()
+            .map(|n| n.node.name().as_str())
+            .collect(),
     ));
     let rule = &policy.breaker;
     for (group, nodes) in groups {

@@ -1,11 +1,11 @@
 //! Mutable accounting during one planning run: budgets, caps, clone slots, VMIDs and placement.
 
+use crate::fasthash::{FastMap, FastSet};
 use crate::inputs::{Desired, InFlightKind, Records};
 use crate::output::BudgetUsage;
 use crate::reason::BlockedBy;
 use crate::view::View;
 use model::{Node, NodeName, PveNodeName, VmId, VmIdRange};
-use std::collections::{HashMap, HashSet};
 
 /// One budget's counters.
 pub(crate) struct BudgetCount {
@@ -19,19 +19,20 @@ pub(crate) struct BudgetCount {
 pub(crate) struct Capacity<'a> {
     pub budgets: Vec<BudgetCount>,
     /// Budget indices per node.
-    pub node_budgets: HashMap<&'a NodeName, Vec<usize>>,
+    pub node_budgets: FastMap<&'a NodeName, Vec<usize>>,
     pub replacements: u32,
-    pub clones_on: HashMap<PveNodeName, u32>,
-    pub clones_to: HashMap<String, u32>,
-    pub used_vmids: HashSet<VmId>,
-    pub planned_mib: HashMap<PveNodeName, u64>,
+    pub clones_on: FastMap<PveNodeName, u32>,
+    pub clones_to: FastMap<String, u32>,
+    /// VMIDs this plan creates.
+    pub planned_vmids: FastSet<VmId>,
+    pub planned_mib: FastMap<PveNodeName, u64>,
     /// Instances per (role label, PVE node), for spreading.
-    pub spread: HashMap<(String, PveNodeName), u32>,
+    pub spread: FastMap<(&'a str, &'a PveNodeName), u32>,
     pub destroys: u32,
 }
 
 impl<'a> Capacity<'a> {
-    pub fn new(desired: &'a Desired, records: &'a Records, view: &View<'a>) -> Self {
+    pub fn new(desired: &'a Desired, records: &'a Records) -> Self {
         let mut budgets: Vec<BudgetCount> = desired
             .budgets
             .iter()
@@ -42,7 +43,7 @@ impl<'a> Capacity<'a> {
                 max: b.spec.max_unavailable,
             })
             .collect();
-        let mut node_budgets: HashMap<&NodeName, Vec<usize>> = HashMap::new();
+        let mut node_budgets: FastMap<&NodeName, Vec<usize>> = FastMap::default();
         for dn in &desired.nodes {
             let idx: Vec<usize> = desired
                 .budgets
@@ -56,8 +57,8 @@ impl<'a> Capacity<'a> {
             }
             node_budgets.insert(dn.node.name(), idx);
         }
-        let mut clones_on: HashMap<PveNodeName, u32> = HashMap::new();
-        let mut clones_to: HashMap<String, u32> = HashMap::new();
+        let mut clones_on: FastMap<PveNodeName, u32> = FastMap::default();
+        let mut clones_to: FastMap<String, u32> = FastMap::default();
         for f in &records.in_flight {
             if f.kind == InFlightKind::Create {
                 if let Some(n) = &f.pve_node {
@@ -68,19 +69,15 @@ impl<'a> Capacity<'a> {
                 }
             }
         }
-        let mut used_vmids: HashSet<VmId> = view.vms.keys().copied().collect();
-        used_vmids.extend(view.leases.keys().copied());
-        used_vmids.extend(records.instances.iter().map(|r| r.vmid));
-        used_vmids.extend(view.in_flight_vmids.iter().copied());
         Capacity {
             budgets,
             node_budgets,
             replacements: 0,
             clones_on,
             clones_to,
-            used_vmids,
-            planned_mib: HashMap::new(),
-            spread: HashMap::new(),
+            planned_vmids: FastSet::default(),
+            planned_mib: FastMap::default(),
+            spread: FastMap::default(),
             destroys: 0,
         }
     }
@@ -106,9 +103,16 @@ impl<'a> Capacity<'a> {
         }
     }
 
-    /// The lowest VMID in the range not seen in PVE, not leased and not planned.
-    pub fn pick_vmid(&self, range: &VmIdRange) -> Option<VmId> {
-        range.iter().find(|v| !self.used_vmids.contains(v))
+    /// The lowest VMID in the range not seen in PVE, not leased, not recorded, not in flight
+    /// and not planned.
+    pub fn pick_vmid(&self, view: &View<'_>, range: &VmIdRange) -> Option<VmId> {
+        range.iter().find(|v| {
+            !(view.vms.contains_key(v)
+                || view.leases.contains_key(v)
+                || view.record_vmids.contains(v)
+                || view.in_flight_vmids.contains(v)
+                || self.planned_vmids.contains(v))
+        })
     }
 
     /// The allowed PVE node for a new instance: online, enough free memory after this plan's
@@ -128,7 +132,7 @@ impl<'a> Capacity<'a> {
             })
             .min_by(|(a, fa), (b, fb)| {
                 let same = |n: &PveNodeName| {
-                    role.and_then(|r| self.spread.get(&(r.clone(), n.clone())))
+                    role.and_then(|r| self.spread.get(&(r.as_str(), n)))
                         .copied()
                         .unwrap_or(0)
                 };
@@ -138,12 +142,9 @@ impl<'a> Capacity<'a> {
     }
 
     /// Records an instance of `node` on `pve_node` for spreading.
-    pub fn count_spread(&mut self, node: &Node, pve_node: &PveNodeName) {
+    pub fn count_spread(&mut self, node: &'a Node, pve_node: &'a PveNodeName) {
         if let Some(role) = node.metadata.labels.get("role") {
-            *self
-                .spread
-                .entry((role.clone(), pve_node.clone()))
-                .or_default() += 1;
+            *self.spread.entry((role.as_str(), pve_node)).or_default() += 1;
         }
     }
 

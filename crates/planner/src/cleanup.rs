@@ -67,9 +67,7 @@ pub(crate) fn adoptions(
         let problem = match (leased, role, &vm.name, &cfg.smbios_uuid) {
             (false, ..) => Some(format!("VMID {} is not leased to {node}", vm.vmid)),
             (_, None, ..) => Some("the node already has current and incoming instances".into()),
-            (_, _, None, _) | (_, _, _, None) => {
-                Some("name or SMBIOS uuid not visible yet".into())
-            }
+            (_, _, None, _) | (_, _, _, None) => Some("name or SMBIOS uuid not visible yet".into()),
             _ => None,
         };
         match (problem, role, &vm.name, &cfg.smbios_uuid) {
@@ -190,7 +188,9 @@ pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>, records: &Records, observed:
             continue;
         };
         if view.desired_names.contains(&marker.node)
-            || view.recorded.contains(&(vm.vmid, marker.instance_id.as_str()))
+            || view
+                .recorded
+                .contains(&(vm.vmid, marker.instance_id.as_str()))
             || view.in_flight_vmids.contains(&vm.vmid)
         {
             continue;
@@ -212,6 +212,12 @@ pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>, records: &Records, observed:
             instance_id: marker.instance_id.clone(),
             recorded: false,
         };
-        m.destroy(node, identity, vm.lock.as_deref(), vm.status, Reason::NodeDeleted);
+        m.destroy(
+            node,
+            identity,
+            vm.lock.as_deref(),
+            vm.status,
+            Reason::NodeDeleted,
+        );
     }
 }

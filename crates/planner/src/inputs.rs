@@ -28,6 +28,11 @@ pub struct DesiredNode {
     pub node: Node,
     /// The store generation of the spec (recorded on instances the plan creates).
     pub generation: u64,
+    /// [`crate::spec_hash`] of this spec and its gold image's digest, if the operator cached it
+    /// (e.g. per store revision); `None`: the planner computes it. A cached value MUST come from
+    /// `spec_hash` with the current gold digest, or drift detection is wrong.
+    #[serde(default)]
+    pub spec_hash: Option<String>,
 }
 
 /// What one pass read from PVE (one `GET /cluster/resources`, plus config reads of our VMs).

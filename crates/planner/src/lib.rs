@@ -27,6 +27,7 @@ mod breaker;
 mod capacity;
 mod cleanup;
 mod config;
+mod fasthash;
 mod inputs;
 mod machine;
 mod marker;
@@ -38,7 +39,7 @@ mod view;
 pub use config::{CloudInitConfig, ManagedConfig, NetConfig, VmConfig, config_hash, spec_hash};
 pub use inputs::{
     BreakerPolicy, BreakerRecord, Desired, DesiredNode, InFlight, InFlightKind, InstanceRecord,
-    InstanceRole, ObservedVm, Observed, OwnedVmConfig, Policy, PveNodeInfo, Records, Taint,
+    InstanceRole, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo, Records, Taint,
     TaintSource, Taints, TemplateStatus, Verification, VmStatus, VmidLease,
 };
 pub use marker::{
@@ -79,13 +80,16 @@ pub fn plan(
         (!a.compromised, a.dn.node.name()).cmp(&(!b.compromised, b.dn.node.name()))
     });
     let run = |tripped: Option<String>| {
-        let mut cap = Capacity::new(desired, records, &view);
+        let mut cap = Capacity::new(desired, records);
         for st in &states {
             if !st.available() {
                 cap.mark_unavailable(st.dn.node.name());
             }
             let has_incoming = st.incoming.is_some()
-                || st.gone.iter().any(|(r, p)| *p && r.role == InstanceRole::Incoming)
+                || st
+                    .gone
+                    .iter()
+                    .any(|(r, p)| *p && r.role == InstanceRole::Incoming)
                 || (st.current.is_some()
                     && view
                         .in_flight_of(st.dn.node.name())

@@ -35,10 +35,11 @@ impl<'a> NodeState<'a> {
             incoming: None,
             retiring: Vec::new(),
             gone: Vec::new(),
-            declared_hash: view
-                .gold
-                .get(&dn.node.spec.gold_image)
-                .map(|g| spec_hash(&dn.node.spec, &g.spec.digest)),
+            declared_hash: view.gold.get(&dn.node.spec.gold_image).map(|g| {
+                dn.spec_hash
+                    .clone()
+                    .unwrap_or_else(|| spec_hash(&dn.node.spec, &g.spec.digest))
+            }),
             compromised: false,
         };
         for rec in view.records.get(name).map(Vec::as_slice).unwrap_or(&[]) {
@@ -107,7 +108,14 @@ impl<'v, 'a> Machine<'v, 'a> {
     }
 
     /// Destroy a VM after the breaker, lock, state and identity checks.
-    pub fn destroy(&mut self, node: &NodeName, identity: ExpectedIdentity, lock: Option<&str>, status: VmStatus, reason: Reason) {
+    pub fn destroy(
+        &mut self,
+        node: &NodeName,
+        identity: ExpectedIdentity,
+        lock: Option<&str>,
+        status: VmStatus,
+        reason: Reason,
+    ) {
         if let Some(detail) = &self.breaker {
             let blocked = BlockedBy::Breaker {
                 detail: detail.clone(),
@@ -192,10 +200,12 @@ impl<'v, 'a> Machine<'v, 'a> {
             Verification::Failed(why) => return Err(unverified(why)),
             Verification::Unknown => return Err(unverified("not checked yet")),
         }
-        let tmpl_vmid = tmpl.vmid.ok_or_else(|| unverified("template VMID unknown"))?;
+        let tmpl_vmid = tmpl
+            .vmid
+            .ok_or_else(|| unverified("template VMID unknown"))?;
         let vmid = self
             .cap
-            .pick_vmid(&spec.vmids)
+            .pick_vmid(self.view, &spec.vmids)
             .ok_or(BlockedBy::NoVmidLeft { range: spec.vmids })?;
         let pve_node =
             self.cap
@@ -269,7 +279,7 @@ impl<'v, 'a> Machine<'v, 'a> {
 
     fn commit_create(&mut self, st: &NodeState<'a>, c: CreateInstance, reason: Reason) {
         let node = &st.dn.node;
-        self.cap.used_vmids.insert(c.vmid);
+        self.cap.planned_vmids.insert(c.vmid);
         *self.cap.planned_mib.entry(c.pve_node.clone()).or_default() +=
             node.spec.resources.memory.mib();
         *self
@@ -280,7 +290,15 @@ impl<'v, 'a> Machine<'v, 'a> {
         if let Some(s) = &c.storage {
             *self.cap.clones_to.entry(s.to_string()).or_default() += 1;
         }
-        self.cap.count_spread(node, &c.pve_node);
+        if let Some(p) = node
+            .spec
+            .placement
+            .pve_nodes
+            .iter()
+            .find(|p| **p == c.pve_node)
+        {
+            self.cap.count_spread(node, p);
+        }
         self.act(node.name(), ActionKind::Create(Box::new(c)), reason);
     }
 
@@ -402,7 +420,12 @@ impl<'v, 'a> Machine<'v, 'a> {
                 source: t.source,
                 reason: t.reason.clone(),
             };
-            self.hold(name, "replace", BlockedBy::KeptForForensics { taint: t.id }, reason);
+            self.hold(
+                name,
+                "replace",
+                BlockedBy::KeptForForensics { taint: t.id },
+                reason,
+            );
             return;
         }
         let tainted = taints
@@ -483,9 +506,7 @@ impl<'v, 'a> Machine<'v, 'a> {
                 let blocked = BlockedBy::StatusUnknown { vmid: inc.rec.vmid };
                 self.hold(name, "promote", blocked, promote_reason);
             }
-            VmStatus::Stopped if !inc.cfg.isolated => {
-                self.start(name, inc, InstanceRole::Incoming)
-            }
+            VmStatus::Stopped if !inc.cfg.isolated => self.start(name, inc, InstanceRole::Incoming),
             _ if inc.ready() => {
                 let kind = ActionKind::PromoteIncoming {
                     instance_id: inc.rec.instance_id.clone(),

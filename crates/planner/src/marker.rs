@@ -28,7 +28,9 @@ impl OperatorId {
 
 /// Why a text is not a valid [`OperatorId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid operator id `{text}`: use 1-40 lower-case letters, digits and `-`, starting with a letter or digit")]
+#[error(
+    "invalid operator id `{text}`: use 1-40 lower-case letters, digits and `-`, starting with a letter or digit"
+)]
 pub struct OperatorIdError {
     /// The rejected text.
     pub text: String,
@@ -196,7 +198,9 @@ mod tests {
             node: "worker-1".parse().expect("valid"),
             instance_id: "i4101-20261121100000".to_string(),
             spec_hash: "ab".repeat(32),
-            gold_digest: format!("sha256:{}", "cd".repeat(32)).parse().expect("valid"),
+            gold_digest: format!("sha256:{}", "cd".repeat(32))
+                .parse()
+                .expect("valid"),
             operator: "prod".parse().expect("valid"),
         }
     }

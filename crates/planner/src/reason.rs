@@ -272,10 +272,9 @@ impl fmt::Display for BlockedBy {
             }
             BlockedBy::Locked { vmid, lock } => write!(f, "VM {vmid} is locked ({lock})"),
             BlockedBy::NoVmidLeft { range } => write!(f, "no free VMID left in {range}"),
-            BlockedBy::NoPveNodeCapacity { memory_mib } => write!(
-                f,
-                "no allowed PVE node online with {memory_mib} MiB free"
-            ),
+            BlockedBy::NoPveNodeCapacity { memory_mib } => {
+                write!(f, "no allowed PVE node online with {memory_mib} MiB free")
+            }
             BlockedBy::InFlight { kind, vmid } => match vmid {
                 Some(v) => write!(f, "{kind} of VM {v} in flight"),
                 None => write!(f, "{kind} in flight"),
@@ -289,7 +288,10 @@ impl fmt::Display for BlockedBy {
                 write!(f, "VM {vmid} identity mismatch: {detail}")
             }
             BlockedBy::KeptForForensics { taint } => {
-                write!(f, "isolated for forensics (taint {taint}); untaint to replace")
+                write!(
+                    f,
+                    "isolated for forensics (taint {taint}); untaint to replace"
+                )
             }
             BlockedBy::DriftReportOnly => f.write_str("drift policy is Report"),
             BlockedBy::CannotAdopt { vmid, detail } => {

@@ -5,21 +5,23 @@ use std::fmt;
 
 fn target(kind: &ActionKind) -> String {
     match kind {
-        ActionKind::Create(c) => format!(
-            "VM {} on {} from {} (template {}, {}{})",
-            c.vmid,
-            c.pve_node,
-            c.template.gold_image,
-            c.template.vmid,
-            match c.clone_mode {
-                model::CloneMode::Linked => "linked",
-                model::CloneMode::Full => "full",
-            },
-            c.storage
-                .as_ref()
-                .map(|s| format!(" to {s}"))
-                .unwrap_or_default()
-        ) + &format!(" as {} {}", c.role, c.instance_id),
+        ActionKind::Create(c) => {
+            format!(
+                "VM {} on {} from {} (template {}, {}{})",
+                c.vmid,
+                c.pve_node,
+                c.template.gold_image,
+                c.template.vmid,
+                match c.clone_mode {
+                    model::CloneMode::Linked => "linked",
+                    model::CloneMode::Full => "full",
+                },
+                c.storage
+                    .as_ref()
+                    .map(|s| format!(" to {s}"))
+                    .unwrap_or_default()
+            ) + &format!(" as {} {}", c.role, c.instance_id)
+        }
         ActionKind::Start(r) | ActionKind::Stop(r) | ActionKind::Isolate(r) => {
             format!("VM {} on {} ({})", r.vmid, r.pve_node, r.instance_id)
         }
@@ -92,10 +94,9 @@ impl fmt::Display for Plan {
             BreakerState::Released { by, at } => {
                 format!("released by {by} at {}", at.format("%Y-%m-%d %H:%M:%SZ"))
             }
-            BreakerState::Tripped { detail, newly } => format!(
-                "TRIPPED{}: {detail}",
-                if *newly { " now" } else { "" }
-            ),
+            BreakerState::Tripped { detail, newly } => {
+                format!("TRIPPED{}: {detail}", if *newly { " now" } else { "" })
+            }
         };
         writeln!(
             f,

@@ -1,28 +1,30 @@
 //! Indexed, read-only view of the inputs: ownership checks and each record resolved to its VM.
 
+use crate::fasthash::{FastMap, FastSet};
 use crate::inputs::{
-    Desired, InFlight, InstanceRecord, ObservedVm, Observed, OwnedVmConfig, Policy,
-    PveNodeInfo, Records, Taint, TemplateStatus, VmStatus,
+    Desired, InFlight, InstanceRecord, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo,
+    Records, Taint, TemplateStatus, VmStatus,
 };
 use crate::marker::OwnershipMarker;
 use model::{GoldImage, Name, NodeName, PveNodeName, Severity, TaintAction, VmId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// The inputs indexed for lookups.
 pub(crate) struct View<'a> {
     pub policy: &'a Policy,
     pub tag: String,
-    pub vms: HashMap<VmId, &'a ObservedVm>,
+    pub vms: FastMap<VmId, &'a ObservedVm>,
     pub pve_nodes: BTreeMap<&'a PveNodeName, &'a PveNodeInfo>,
-    pub templates: HashMap<&'a Name, &'a TemplateStatus>,
-    pub gold: HashMap<&'a Name, &'a GoldImage>,
-    pub records: HashMap<&'a NodeName, Vec<&'a InstanceRecord>>,
-    pub recorded: HashSet<(VmId, &'a str)>,
-    pub leases: HashMap<VmId, &'a NodeName>,
-    pub taints: HashMap<&'a NodeName, Vec<&'a Taint>>,
-    pub in_flight: HashMap<&'a NodeName, Vec<&'a InFlight>>,
-    pub in_flight_vmids: HashSet<VmId>,
-    pub desired_names: HashSet<&'a NodeName>,
+    pub templates: FastMap<&'a Name, &'a TemplateStatus>,
+    pub gold: FastMap<&'a Name, &'a GoldImage>,
+    pub records: FastMap<&'a NodeName, Vec<&'a InstanceRecord>>,
+    pub recorded: FastSet<(VmId, &'a str)>,
+    pub record_vmids: FastSet<VmId>,
+    pub leases: FastMap<VmId, &'a NodeName>,
+    pub taints: FastMap<&'a NodeName, Vec<&'a Taint>>,
+    pub in_flight: FastMap<&'a NodeName, Vec<&'a InFlight>>,
+    pub in_flight_vmids: FastSet<VmId>,
+    pub desired_names: FastSet<&'a NodeName>,
 }
 
 /// A recorded instance whose VM is present and carries the matching marker.
@@ -61,17 +63,19 @@ impl<'a> View<'a> {
                 .map(|t| (&t.gold_image, t))
                 .collect(),
             gold: desired.gold_images.iter().map(|g| (g.name(), g)).collect(),
-            records: HashMap::new(),
-            recorded: HashSet::new(),
+            records: FastMap::default(),
+            recorded: FastSet::default(),
+            record_vmids: FastSet::default(),
             leases: records.leases.iter().map(|l| (l.vmid, &l.node)).collect(),
-            taints: HashMap::new(),
-            in_flight: HashMap::new(),
+            taints: FastMap::default(),
+            in_flight: FastMap::default(),
             in_flight_vmids: records.in_flight.iter().filter_map(|f| f.vmid).collect(),
             desired_names: desired.nodes.iter().map(|n| n.node.name()).collect(),
         };
         for r in records.instances.iter().chain(adopted) {
             view.records.entry(&r.node).or_default().push(r);
             view.recorded.insert((r.vmid, r.instance_id.as_str()));
+            view.record_vmids.insert(r.vmid);
         }
         for list in view.records.values_mut() {
             list.sort_by(|a, b| (a.role, &a.instance_id).cmp(&(b.role, &b.instance_id)));

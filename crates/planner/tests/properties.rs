@@ -37,14 +37,16 @@ fn node_case() -> impl Strategy<Value = NodeCase> {
         proptest::option::of((0u8..3, 0u8..4)),
         proptest::bool::weighted(0.1),
     )
-        .prop_map(|(ingress, surge, state, incoming, taint, locked)| NodeCase {
-            ingress,
-            surge,
-            state,
-            incoming,
-            taint,
-            locked,
-        })
+        .prop_map(
+            |(ingress, surge, state, incoming, taint, locked)| NodeCase {
+                ingress,
+                surge,
+                state,
+                incoming,
+                taint,
+                locked,
+            },
+        )
 }
 
 fn fleet_case() -> impl Strategy<Value = FleetCase> {
@@ -56,14 +58,16 @@ fn fleet_case() -> impl Strategy<Value = FleetCase> {
         0u8..4,
         proptest::bool::weighted(0.15),
     )
-        .prop_map(|(nodes, budgets, foreign, deleted, recent_destroys, tripped)| FleetCase {
-            nodes,
-            budgets,
-            foreign,
-            deleted,
-            recent_destroys,
-            tripped,
-        })
+        .prop_map(
+            |(nodes, budgets, foreign, deleted, recent_destroys, tripped)| FleetCase {
+                nodes,
+                budgets,
+                foreign,
+                deleted,
+                recent_destroys,
+                tripped,
+            },
+        )
 }
 
 fn build(case: &FleetCase) -> Scenario {
@@ -81,7 +85,13 @@ fn build(case: &FleetCase) -> Scenario {
             1 | 4 | 5 => s.running(base),
             2 => s.instance_of(&name, base, InstanceRole::Current, VmStatus::Running, None),
             3 => s.stopped(base),
-            _ => s.instance_of(&name, base, InstanceRole::Current, VmStatus::Running, Some(false)),
+            _ => s.instance_of(
+                &name,
+                base,
+                InstanceRole::Current,
+                VmStatus::Running,
+                Some(false),
+            ),
         };
         if n.state == 4 {
             s = s.built_from_old_spec(base);
@@ -95,10 +105,17 @@ fn build(case: &FleetCase) -> Scenario {
             _ => s,
         };
         if let (Some((action, severity)), true) = (n.taint, has_current) {
-            let action = [TaintAction::Replace, TaintAction::Isolate, TaintAction::Report]
-                [usize::from(action)];
-            let severity = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
-                [usize::from(severity)];
+            let action = [
+                TaintAction::Replace,
+                TaintAction::Isolate,
+                TaintAction::Report,
+            ][usize::from(action)];
+            let severity = [
+                Severity::Low,
+                Severity::Medium,
+                Severity::High,
+                Severity::Critical,
+            ][usize::from(severity)];
             s = s.tainted(TaintSource::Cerbos, severity, action, "denied");
         }
         if n.locked && has_current {
@@ -107,7 +124,11 @@ fn build(case: &FleetCase) -> Scenario {
     }
     for (i, (node, offset, kind)) in case.foreign.iter().enumerate() {
         let node = node % case.nodes.len();
-        let vmid = 4100 + 100 * u32::try_from(node).expect("few") + 50 + offset * 4 + u32::try_from(i).expect("few");
+        let vmid = 4100
+            + 100 * u32::try_from(node).expect("few")
+            + 50
+            + offset * 4
+            + u32::try_from(i).expect("few");
         if s.observed.vms.iter().any(|v| v.vmid.get() == vmid) {
             continue;
         }
@@ -127,7 +148,9 @@ fn build(case: &FleetCase) -> Scenario {
             Some(true),
         );
     }
-    let mins: Vec<i64> = (0..i64::from(case.recent_destroys)).map(|m| m + 1).collect();
+    let mins: Vec<i64> = (0..i64::from(case.recent_destroys))
+        .map(|m| m + 1)
+        .collect();
     s = s.destroyed_minutes_ago(&mins);
     if case.tripped {
         s = s.breaker_tripped("earlier trip");
@@ -156,7 +179,9 @@ fn available(s: &Scenario) -> BTreeSet<String> {
                     && v.config.as_ref().is_some_and(|c| {
                         c.ready == Some(true)
                             && !c.isolated
-                            && c.marker.as_ref().is_some_and(|m| m.instance_id == r.instance_id)
+                            && c.marker
+                                .as_ref()
+                                .is_some_and(|m| m.instance_id == r.instance_id)
                     })
             })
         })
@@ -172,23 +197,34 @@ fn check_ownership(s: &Scenario, p: &Plan) -> Result<(), TestCaseError> {
             let ours = vm.is_some_and(|v| {
                 !v.template
                     && v.tags.contains(&tag)
-                    && v.config.as_ref().and_then(|c| c.marker.as_ref()).is_some_and(|m| {
-                        m.operator == s.policy.operator_id
-                    })
+                    && v.config
+                        .as_ref()
+                        .and_then(|c| c.marker.as_ref())
+                        .is_some_and(|m| m.operator == s.policy.operator_id)
             });
             prop_assert!(ours, "action on unmanaged VM {vmid}: {a:?}");
         }
         if let ActionKind::Create(c) = &a.kind {
-            prop_assert!(!s.observed.vms.iter().any(|v| v.vmid == c.vmid), "create over existing VM");
-            prop_assert!(!s.records.leases.iter().any(|l| l.vmid == c.vmid), "create over leased VMID");
+            prop_assert!(
+                !s.observed.vms.iter().any(|v| v.vmid == c.vmid),
+                "create over existing VM"
+            );
+            prop_assert!(
+                !s.records.leases.iter().any(|l| l.vmid == c.vmid),
+                "create over leased VMID"
+            );
         }
         if let ActionKind::Destroy(id) = &a.kind {
             let vm = s.observed.vms.iter().find(|v| v.vmid == id.vmid);
             let cfg = vm.and_then(|v| v.config.as_ref());
             prop_assert_eq!(vm.and_then(|v| v.name.clone()), Some(id.name.clone()));
-            prop_assert_eq!(cfg.and_then(|c| c.smbios_uuid.clone()), Some(id.smbios_uuid.clone()));
             prop_assert_eq!(
-                cfg.and_then(|c| c.marker.as_ref()).map(|m| m.instance_id.clone()),
+                cfg.and_then(|c| c.smbios_uuid.clone()),
+                Some(id.smbios_uuid.clone())
+            );
+            prop_assert_eq!(
+                cfg.and_then(|c| c.marker.as_ref())
+                    .map(|m| m.instance_id.clone()),
                 Some(id.instance_id.clone())
             );
             if id.recorded {
@@ -240,7 +276,8 @@ fn check_budgets(s: &Scenario, p: &Plan) -> Result<(), TestCaseError> {
 fn check_breaker(p: &Plan) -> Result<(), TestCaseError> {
     if p.breaker.is_tripped() {
         for a in &p.actions {
-            let replacing = matches!(&a.kind, ActionKind::Create(c) if c.role == InstanceRole::Incoming);
+            let replacing =
+                matches!(&a.kind, ActionKind::Create(c) if c.role == InstanceRole::Incoming);
             prop_assert!(
                 !matches!(a.kind, ActionKind::Destroy(_) | ActionKind::Stop(_)) && !replacing,
                 "breaker tripped but planned {a:?}"
@@ -252,7 +289,9 @@ fn check_breaker(p: &Plan) -> Result<(), TestCaseError> {
             .iter()
             .filter(|a| matches!(a.kind, ActionKind::Destroy(_)))
             .count();
-        prop_assert!(p.breaker.destroys_in_window as usize + destroys <= p.breaker.max_destroys as usize);
+        prop_assert!(
+            p.breaker.destroys_in_window as usize + destroys <= p.breaker.max_destroys as usize
+        );
     }
     Ok(())
 }

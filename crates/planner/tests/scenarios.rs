@@ -52,7 +52,9 @@ fn missing_node_is_cloned_from_verified_template_with_ownership_marks() {
 
 #[test]
 fn vmid_taken_by_a_foreign_vm_is_skipped() {
-    let s = Scenario::new().node("worker-1").foreign(4100, "someone-else", &[]);
+    let s = Scenario::new()
+        .node("worker-1")
+        .foreign(4100, "someone-else", &[]);
     let p = s.plan();
     let ActionKind::Create(c) = &p.actions[0].kind else {
         panic!("expected create");
@@ -108,25 +110,36 @@ fn stopped_instance_is_started() {
 
 #[test]
 fn locked_stopped_instance_is_held_not_started() {
-    let s = Scenario::new().node("worker-1").stopped(4100).locked(4100, "backup");
+    let s = Scenario::new()
+        .node("worker-1")
+        .stopped(4100)
+        .locked(4100, "backup");
     let p = s.plan();
     assert!(p.is_empty());
-    assert_eq!(p.holds[0].blocked_by.to_string(), "VM 4100 is locked (backup)");
+    assert_eq!(
+        p.holds[0].blocked_by.to_string(),
+        "VM 4100 is locked (backup)"
+    );
 }
 
 #[test]
 fn stop_first_replacement_stops_old_then_creates_incoming() {
-    let s = Scenario::new()
-        .node("worker-1")
-        .running(4100)
-        .tainted(TaintSource::Cli, Severity::Medium, TaintAction::Replace, "flaky disk");
+    let s = Scenario::new().node("worker-1").running(4100).tainted(
+        TaintSource::Cli,
+        Severity::Medium,
+        TaintAction::Replace,
+        "flaky disk",
+    );
     let p = s.plan();
     assert_eq!(verbs(&p), ["worker-1 stop", "worker-1 create"]);
     let ActionKind::Create(c) = &p.actions[1].kind else {
         panic!("expected create");
     };
     assert_eq!(c.role, InstanceRole::Incoming);
-    assert_eq!(p.actions[0].reason.to_string(), "taint 1 from cli: flaky disk");
+    assert_eq!(
+        p.actions[0].reason.to_string(),
+        "taint 1 from cli: flaky disk"
+    );
 }
 
 #[test]
@@ -135,7 +148,12 @@ fn surge_first_creates_incoming_while_old_keeps_running() {
         .node("worker-1")
         .surge_first()
         .running(4100)
-        .tainted(TaintSource::Webhook, Severity::High, TaintAction::Replace, "zabbix: disk errors");
+        .tainted(
+            TaintSource::Webhook,
+            Severity::High,
+            TaintAction::Replace,
+            "zabbix: disk errors",
+        );
     let p = s.plan();
     assert_eq!(verbs(&p), ["worker-1 create"]);
 }
@@ -199,10 +217,20 @@ fn budget_blocks_second_stop_first_replacement() {
     let s = Scenario::new()
         .node("ingress-1")
         .running(4100)
-        .tainted(TaintSource::Cli, Severity::Low, TaintAction::Replace, "rotate")
+        .tainted(
+            TaintSource::Cli,
+            Severity::Low,
+            TaintAction::Replace,
+            "rotate",
+        )
         .node("ingress-2")
         .running(4200)
-        .tainted(TaintSource::Cli, Severity::Low, TaintAction::Replace, "rotate")
+        .tainted(
+            TaintSource::Cli,
+            Severity::Low,
+            TaintAction::Replace,
+            "rotate",
+        )
         .budget("ingress", "ingress", 1);
     let mut s = s;
     s.policy.breaker.enabled = false;
@@ -214,10 +242,12 @@ fn budget_blocks_second_stop_first_replacement() {
 
 #[test]
 fn isolate_taint_keeps_instance_for_forensics() {
-    let s = Scenario::new()
-        .node("worker-1")
-        .running(4100)
-        .tainted(TaintSource::Cerbos, Severity::High, TaintAction::Isolate, "exfiltration");
+    let s = Scenario::new().node("worker-1").running(4100).tainted(
+        TaintSource::Cerbos,
+        Severity::High,
+        TaintAction::Isolate,
+        "exfiltration",
+    );
     let p = s.plan();
     assert_eq!(verbs(&p), ["worker-1 isolate"]);
     assert!(matches!(
@@ -228,10 +258,12 @@ fn isolate_taint_keeps_instance_for_forensics() {
 
 #[test]
 fn report_taint_does_nothing() {
-    let s = Scenario::new()
-        .node("worker-1")
-        .running(4100)
-        .tainted(TaintSource::Health, Severity::Low, TaintAction::Report, "slow");
+    let s = Scenario::new().node("worker-1").running(4100).tainted(
+        TaintSource::Health,
+        Severity::Low,
+        TaintAction::Report,
+        "slow",
+    );
     assert!(s.plan().is_empty());
 }
 
@@ -289,10 +321,11 @@ fn deleted_node_instance_is_destroyed() {
 
 #[test]
 fn vm_with_our_tag_but_foreign_marker_is_never_touched() {
-    let s = Scenario::new()
-        .node("worker-1")
-        .running(4100)
-        .foreign(4150, "impostor", &["reborn-test"]);
+    let s =
+        Scenario::new()
+            .node("worker-1")
+            .running(4100)
+            .foreign(4150, "impostor", &["reborn-test"]);
     let p = s.plan();
     assert!(p.is_empty(), "{p}");
 }
@@ -313,13 +346,28 @@ fn too_many_tainted_nodes_trip_the_breaker_but_still_isolate() {
     let s = Scenario::new()
         .node("worker-1")
         .running(4100)
-        .tainted(TaintSource::Cerbos, Severity::Critical, TaintAction::Replace, "denied")
+        .tainted(
+            TaintSource::Cerbos,
+            Severity::Critical,
+            TaintAction::Replace,
+            "denied",
+        )
         .node("worker-2")
         .running(4200)
-        .tainted(TaintSource::Cerbos, Severity::Critical, TaintAction::Replace, "denied")
+        .tainted(
+            TaintSource::Cerbos,
+            Severity::Critical,
+            TaintAction::Replace,
+            "denied",
+        )
         .node("worker-3")
         .running(4300)
-        .tainted(TaintSource::Cerbos, Severity::Medium, TaintAction::Replace, "denied")
+        .tainted(
+            TaintSource::Cerbos,
+            Severity::Medium,
+            TaintAction::Replace,
+            "denied",
+        )
         .node("worker-4")
         .running(4400);
     let p = s.plan();
@@ -364,14 +412,13 @@ fn destroys_outside_the_window_do_not_count() {
 
 #[test]
 fn recorded_trip_holds_until_released() {
-    let s = Scenario::new()
+    let mut s = Scenario::new()
         .node("worker-1")
         .running(4100)
         .incoming(4101, Some(true))
         .breaker_tripped("3 of 4 nodes tainted");
     let p = s.plan();
     assert_eq!(verbs(&p), ["worker-1 promote"]);
-    let mut s = s;
     s.records.breaker = planner::BreakerRecord::Released {
         by: "alice".into(),
         at: s.now,
@@ -381,17 +428,22 @@ fn recorded_trip_holds_until_released() {
 
 #[test]
 fn stop_first_replacement_converges_in_three_passes() {
-    let mut s = Scenario::new()
-        .node("worker-1")
-        .running(4100)
-        .tainted(TaintSource::Cli, Severity::Medium, TaintAction::Replace, "rotate");
+    let mut s = Scenario::new().node("worker-1").running(4100).tainted(
+        TaintSource::Cli,
+        Severity::Medium,
+        TaintAction::Replace,
+        "rotate",
+    );
     let plans = s.converge(10);
     let rounds: Vec<Vec<String>> = plans.iter().map(verbs).collect();
     assert_eq!(
         rounds,
         vec![
             vec!["worker-1 stop".to_string(), "worker-1 create".to_string()],
-            vec!["worker-1 promote".to_string(), "worker-1 destroy".to_string()],
+            vec![
+                "worker-1 promote".to_string(),
+                "worker-1 destroy".to_string()
+            ],
             vec![],
         ]
     );
@@ -404,7 +456,6 @@ fn interrupted_create_is_adopted_not_duplicated() {
     s.records.instances.clear();
     let p = s.plan();
     assert_eq!(verbs(&p), ["worker-1 adopt"]);
-    let mut s = s;
     s.apply(&p);
     assert!(s.plan().is_empty());
 }
@@ -416,8 +467,13 @@ fn replacement_cap_limits_replacements_in_flight() {
         s = s
             .node(&format!("worker-{i}"))
             .surge_first()
-            .running(4000 + 100 * i + 100 - 100)
-            .tainted(TaintSource::Cli, Severity::Low, TaintAction::Replace, "rotate");
+            .running(4000 + 100 * i)
+            .tainted(
+                TaintSource::Cli,
+                Severity::Low,
+                TaintAction::Replace,
+                "rotate",
+            );
     }
     s.policy.breaker.enabled = false;
     let p = s.plan();

@@ -10,7 +10,7 @@ use model::{
 };
 use planner::{
     ActionKind, BreakerRecord, Desired, DesiredNode, InstanceRecord, InstanceRole, ManagedConfig,
-    ObservedVm, Observed, OperatorId, OwnedVmConfig, OwnershipMarker, Plan, Policy, PveNodeInfo,
+    Observed, ObservedVm, OperatorId, OwnedVmConfig, OwnershipMarker, Plan, Policy, PveNodeInfo,
     Records, Taint, TaintSource, Taints, TemplateStatus, Verification, VmStatus, VmidLease,
     parse_marker, spec_hash,
 };
@@ -20,11 +20,15 @@ pub fn vmid(n: u32) -> VmId {
 }
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 pub fn digest() -> model::Sha256Digest {
-    format!("sha256:{}", "ab".repeat(32)).parse().expect("valid digest")
+    format!("sha256:{}", "ab".repeat(32))
+        .parse()
+        .expect("valid digest")
 }
 
 pub fn operator() -> OperatorId {
@@ -68,7 +72,11 @@ impl Scenario {
                     name: None,
                 },
                 digest: digest(),
-                trusted_keys: vec![format!("ed25519:{}", "0f".repeat(32)).parse().expect("valid")],
+                trusted_keys: vec![
+                    format!("ed25519:{}", "0f".repeat(32))
+                        .parse()
+                        .expect("valid"),
+                ],
             },
         };
         let pve = |n: &str| PveNodeInfo {
@@ -130,7 +138,10 @@ impl Scenario {
                     to: vmid(4199 + 100 * i),
                 },
                 placement: Placement {
-                    pve_nodes: vec!["pve1".parse().expect("valid"), "pve2".parse().expect("valid")],
+                    pve_nodes: vec![
+                        "pve1".parse().expect("valid"),
+                        "pve2".parse().expect("valid"),
+                    ],
                 },
                 clone: CloneSpec {
                     mode: CloneMode::Linked,
@@ -153,12 +164,18 @@ impl Scenario {
         self.desired.nodes.push(DesiredNode {
             node,
             generation: 1,
+            spec_hash: None,
         });
         self
     }
 
     fn last(&mut self) -> &mut Node {
-        &mut self.desired.nodes.last_mut().expect("add a node first").node
+        &mut self
+            .desired
+            .nodes
+            .last_mut()
+            .expect("add a node first")
+            .node
     }
 
     pub fn surge_first(mut self) -> Self {
@@ -195,7 +212,13 @@ impl Scenario {
     }
 
     fn last_name(&self) -> model::NodeName {
-        self.desired.nodes.last().expect("add a node first").node.name().clone()
+        self.desired
+            .nodes
+            .last()
+            .expect("add a node first")
+            .node
+            .name()
+            .clone()
     }
 
     fn spec_hash_of(&self, name: &model::NodeName) -> String {
@@ -218,7 +241,12 @@ impl Scenario {
         ready: Option<bool>,
     ) -> Self {
         let node_name: model::NodeName = node.parse().expect("valid");
-        let hash = if self.desired.nodes.iter().any(|d| *d.node.name() == node_name) {
+        let hash = if self
+            .desired
+            .nodes
+            .iter()
+            .any(|d| *d.node.name() == node_name)
+        {
             self.spec_hash_of(&node_name)
         } else {
             "0".repeat(64)
@@ -273,7 +301,13 @@ impl Scenario {
     /// The last node's current instance: running and ready.
     pub fn running(self, n: u32) -> Self {
         let node = self.last_name().to_string();
-        self.instance_of(&node, n, InstanceRole::Current, VmStatus::Running, Some(true))
+        self.instance_of(
+            &node,
+            n,
+            InstanceRole::Current,
+            VmStatus::Running,
+            Some(true),
+        )
     }
 
     /// The last node's current instance: stopped.
@@ -310,7 +344,12 @@ impl Scenario {
 
     /// The VM's marker records another spec hash (the declaration changed since).
     pub fn built_from_old_spec(mut self, n: u32) -> Self {
-        if let Some(m) = self.vm_mut(n).config.as_mut().and_then(|c| c.marker.as_mut()) {
+        if let Some(m) = self
+            .vm_mut(n)
+            .config
+            .as_mut()
+            .and_then(|c| c.marker.as_mut())
+        {
             m.spec_hash = "1".repeat(64);
         }
         self
@@ -325,7 +364,13 @@ impl Scenario {
     }
 
     /// Taints the last node's current instance.
-    pub fn tainted(mut self, source: TaintSource, severity: Severity, action: TaintAction, reason: &str) -> Self {
+    pub fn tainted(
+        mut self,
+        source: TaintSource,
+        severity: Severity,
+        action: TaintAction,
+        reason: &str,
+    ) -> Self {
         let node = self.last_name();
         let instance = self
             .records
@@ -410,7 +455,11 @@ impl Scenario {
                         vmid: c.vmid,
                         pve_node: c.pve_node.clone(),
                         name: Some(c.name.clone()),
-                        status: if c.start { VmStatus::Running } else { VmStatus::Stopped },
+                        status: if c.start {
+                            VmStatus::Running
+                        } else {
+                            VmStatus::Stopped
+                        },
                         tags: c.config.tags.clone(),
                         lock: None,
                         template: false,
@@ -422,7 +471,12 @@ impl Scenario {
                             live: Some(c.config.managed.clone()),
                         }),
                     });
-                    if let Some(n) = self.observed.pve_nodes.iter_mut().find(|n| n.name == c.pve_node) {
+                    if let Some(n) = self
+                        .observed
+                        .pve_nodes
+                        .iter_mut()
+                        .find(|n| n.name == c.pve_node)
+                    {
                         n.free_memory_mib = n
                             .free_memory_mib
                             .saturating_sub(c.config.managed.memory_mib);
@@ -469,7 +523,11 @@ impl Scenario {
                     self.records.leases.retain(|l| l.vmid != id.vmid);
                     self.records.recent_destroys.push(self.now);
                 }
-                ActionKind::PromoteIncoming { instance_id, supersedes, .. } => {
+                ActionKind::PromoteIncoming {
+                    instance_id,
+                    supersedes,
+                    ..
+                } => {
                     for r in &mut self.records.instances {
                         if r.node == a.node && Some(&r.instance_id) == supersedes.as_ref() {
                             r.role = InstanceRole::Retiring;
@@ -499,7 +557,11 @@ impl Scenario {
                 }
             }
         }
-        if let planner::BreakerState::Tripped { detail, newly: true } = &plan.breaker.state {
+        if let planner::BreakerState::Tripped {
+            detail,
+            newly: true,
+        } = &plan.breaker.state
+        {
             self.records.breaker = BreakerRecord::Tripped {
                 at: self.now,
                 reason: detail.clone(),
