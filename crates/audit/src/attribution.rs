@@ -123,9 +123,7 @@ pub fn peer_ip(address: &str) -> Option<IpAddr> {
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -177,15 +175,13 @@ pub fn attribute(entry: &DecisionEntry, how: &Attribution, map: &NodeAddresses) 
                     node: one.clone(),
                     via: format!("metadata:{key}"),
                 },
-                Some([one]) => Attributed::Unattributed(format!(
-                    "metadata {key} names unknown node {one:?}"
-                )),
-                Some([]) | None => {
-                    Attributed::Unattributed(format!("metadata {key} is absent"))
+                Some([one]) => {
+                    Attributed::Unattributed(format!("metadata {key} names unknown node {one:?}"))
                 }
-                Some(_) => Attributed::Unattributed(format!(
-                    "metadata {key} has several values (refused)"
-                )),
+                Some([]) | None => Attributed::Unattributed(format!("metadata {key} is absent")),
+                Some(_) => {
+                    Attributed::Unattributed(format!("metadata {key} has several values (refused)"))
+                }
             }
         }
     }

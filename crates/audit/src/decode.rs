@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     /// An `access` entry: one per API call.
-    Access(AccessEntry),
+    Access(Box<AccessEntry>),
     /// A `decision` entry: one per CheckResources or PlanResources call.
     Decision(Box<DecisionEntry>),
     /// A valid JSON object of another logger or kind (e.g. an operational log line when the
@@ -39,13 +39,27 @@ pub enum DecodeError {
     },
 }
 
-/// Fields shared by the two kinds, used to pick which one a line is.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(rename = "log.logger", default, borrow)]
-    logger: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "log.kind", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
+/// Every field of both kinds, so that a line is parsed once whatever its kind.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Raw {
+    #[serde(rename = "log.logger")]
+    logger: Option<String>,
+    #[serde(rename = "log.kind")]
+    kind: Option<String>,
+    call_id: String,
+    #[serde(deserialize_with = "lenient_time")]
+    timestamp: Option<DateTime<Utc>>,
+    peer: Peer,
+    metadata: RequestMetadata,
+    method: String,
+    status_code: u32,
+    policy_source: Option<Value>,
+    request_context: Option<RequestContext>,
+    oversized: bool,
+    check_resources: Option<CheckResources>,
+    plan_resources: Option<PlanResources>,
+    audit_trail: Option<AuditTrail>,
 }
 
 /// Decodes one line (without its newline). Blank lines are `Other`.
@@ -54,30 +68,45 @@ pub fn decode_line(line: &[u8]) -> Result<Entry, DecodeError> {
     if trimmed.is_empty() {
         return Ok(Entry::Other);
     }
-    let head: Head<'_> =
+    let raw: Raw =
         serde_json::from_slice(trimmed).map_err(|source| DecodeError::Json { source })?;
-    if head.logger.as_deref().is_some_and(|l| l != "cerbos.audit") {
+    if raw.logger.as_deref().is_some_and(|l| l != "cerbos.audit") {
         return Ok(Entry::Other);
     }
-    match head.kind.as_deref() {
-        Some("access") => {
-            let e: AccessEntry =
-                serde_json::from_slice(trimmed).map_err(|source| DecodeError::Json { source })?;
-            if e.call_id.is_empty() {
-                return Err(DecodeError::MissingCallId { kind: "access" });
-            }
-            Ok(Entry::Access(e))
-        }
-        Some("decision") => {
-            let e: DecisionEntry =
-                serde_json::from_slice(trimmed).map_err(|source| DecodeError::Json { source })?;
-            if e.call_id.is_empty() {
-                return Err(DecodeError::MissingCallId { kind: "decision" });
-            }
-            Ok(Entry::Decision(Box::new(e)))
-        }
-        _ => Ok(Entry::Other),
+    let kind = match raw.kind.as_deref() {
+        Some("access") => "access",
+        Some("decision") => "decision",
+        _ => return Ok(Entry::Other),
+    };
+    if raw.call_id.is_empty() {
+        return Err(DecodeError::MissingCallId { kind });
     }
+    Ok(if kind == "access" {
+        Entry::Access(Box::new(AccessEntry {
+            call_id: raw.call_id,
+            timestamp: raw.timestamp,
+            peer: raw.peer,
+            metadata: raw.metadata,
+            method: raw.method,
+            status_code: raw.status_code,
+            policy_source: raw.policy_source,
+            request_context: raw.request_context,
+            oversized: raw.oversized,
+        }))
+    } else {
+        Entry::Decision(Box::new(DecisionEntry {
+            call_id: raw.call_id,
+            timestamp: raw.timestamp,
+            peer: raw.peer,
+            metadata: raw.metadata,
+            check_resources: raw.check_resources,
+            plan_resources: raw.plan_resources,
+            audit_trail: raw.audit_trail,
+            policy_source: raw.policy_source,
+            request_context: raw.request_context,
+            oversized: raw.oversized,
+        }))
+    })
 }
 
 /// The caller as Cerbos saw it.

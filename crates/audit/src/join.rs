@@ -143,10 +143,8 @@ impl Joiner {
             }
         } else {
             let seen_at = ts.or(self.newest).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            self.pending.insert(
-                call_id.to_owned(),
-                Pending { access, decision },
-            );
+            self.pending
+                .insert(call_id.to_owned(), Pending { access, decision });
             self.order.push_back((seen_at, call_id.to_owned()));
         }
         self.expire(out);

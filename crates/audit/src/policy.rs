@@ -5,7 +5,7 @@
 //! own timestamps). The same `callId` is never counted twice. When the count is reached, a
 //! taint is drafted carrying every counted call as evidence and the window starts over.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use model::{AttributionSource, TaintAction, TaintPolicy, TaintPolicySpec};
@@ -89,7 +89,9 @@ impl CompiledPolicy {
             model::Effect::Allow => Effect::Allow,
         };
         for (action, result) in &output.actions {
-            if result.effect != want || !any(&m.actions, action) || !any(&m.policies, &result.policy)
+            if result.effect != want
+                || !any(&m.actions, action)
+                || !any(&m.policies, &result.policy)
             {
                 continue;
             }
@@ -169,11 +171,25 @@ pub struct EvalStats {
 
 type WindowKey = (String, String);
 
+/// The counted calls of one policy on one node, oldest first, with their ids for O(1)
+/// duplicate checks.
+#[derive(Debug, Clone, Default)]
+struct Window {
+    calls: VecDeque<CountedCall>,
+    ids: HashSet<String>,
+}
+
+/// At most this many calls are detailed in a taint's evidence (the newest); `callIds` lists
+/// up to [`MAX_EVIDENCE_IDS`].
+pub const MAX_EVIDENCE_CALLS: usize = 100;
+/// At most this many callIds are listed in a taint's evidence (the newest).
+pub const MAX_EVIDENCE_IDS: usize = 1000;
+
 /// Evaluates a set of policies over decisions, keeping the per-node sliding windows.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
     policies: Vec<CompiledPolicy>,
-    windows: HashMap<WindowKey, VecDeque<CountedCall>>,
+    windows: HashMap<WindowKey, Window>,
 }
 
 impl Evaluator {
@@ -205,7 +221,7 @@ impl Evaluator {
     pub fn window_len(&self, policy: &str, node: &str) -> usize {
         self.windows
             .get(&(policy.to_owned(), node.to_owned()))
-            .map_or(0, VecDeque::len)
+            .map_or(0, |w| w.calls.len())
     }
 
     /// Evaluates one decision entry. PlanResources entries are ignored. Returns the taints
@@ -246,7 +262,7 @@ impl Evaluator {
                 .windows
                 .entry((policy.name.clone(), node.clone()))
                 .or_default();
-            if window.iter().any(|c| c.call_id == entry.call_id) {
+            if window.ids.contains(&entry.call_id) {
                 stats.duplicates += 1;
                 continue;
             }
@@ -258,19 +274,27 @@ impl Evaluator {
                 hits: hits.iter().take(MAX_HITS_PER_CALL).cloned().collect(),
                 total_hits,
             };
-            let at = window.partition_point(|c| c.timestamp <= timestamp);
-            window.insert(at, call);
+            let at = window.calls.partition_point(|c| c.timestamp <= timestamp);
+            window.calls.insert(at, call);
+            window.ids.insert(entry.call_id.clone());
             stats.counted += 1;
             let span = chrono::Duration::seconds(
                 i64::try_from(policy.spec.threshold.window.as_secs()).unwrap_or(i64::MAX / 1000),
             );
-            if let Some(newest) = window.back().map(|c| c.timestamp) {
-                while window.front().is_some_and(|c| c.timestamp <= newest - span) {
-                    window.pop_front();
+            if let Some(newest) = window.calls.back().map(|c| c.timestamp) {
+                while window
+                    .calls
+                    .front()
+                    .is_some_and(|c| c.timestamp <= newest - span)
+                {
+                    if let Some(old) = window.calls.pop_front() {
+                        window.ids.remove(&old.call_id);
+                    }
                 }
             }
-            if window.len() >= policy.spec.threshold.count as usize {
-                let calls: Vec<CountedCall> = window.drain(..).collect();
+            if window.calls.len() >= policy.spec.threshold.count as usize {
+                window.ids.clear();
+                let calls: Vec<CountedCall> = window.calls.drain(..).collect();
                 stats.taints += 1;
                 drafted.push(draft(policy, &node, &via, calls));
             }
@@ -319,9 +343,13 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
             "count": policy.spec.threshold.count,
             "windowSecs": policy.spec.threshold.window.as_secs(),
         },
-        "callIds": calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(),
+        "countedCalls": calls.len(),
+        "callIds": calls[calls.len().saturating_sub(MAX_EVIDENCE_IDS)..]
+            .iter()
+            .map(|c| c.call_id.as_str())
+            .collect::<Vec<_>>(),
         "rules": rules,
-        "calls": calls.iter().map(|c| json!({
+        "calls": calls[calls.len().saturating_sub(MAX_EVIDENCE_CALLS)..].iter().map(|c| json!({
             "callId": c.call_id,
             "timestamp": c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             "peerAddress": c.peer_address,

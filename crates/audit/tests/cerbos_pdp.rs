@@ -45,14 +45,19 @@ fn cerbos_binary() -> Result<PathBuf> {
             .arg(format!("@cerbos/cerbos-linux-x64@{VERSION}"))
             .status()
             .context("running npm (needed to install the Cerbos PDP)")?;
-        ensure!(status.success(), "npm install of the Cerbos PDP failed: {status}");
+        ensure!(
+            status.success(),
+            "npm install of the Cerbos PDP failed: {status}"
+        );
     }
     ensure!(bin.exists(), "no Cerbos binary at {}", bin.display());
     Ok(bin)
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct Pdp {
@@ -83,7 +88,14 @@ impl Drop for Pdp {
 }
 
 /// One HTTP/1.1 request from a client socket bound to `from` (so `peer.address` names it).
-async fn http(from: &str, port: u16, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
+async fn http(
+    from: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value)> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(format!("{from}:0").parse()?)?;
     let mut stream = socket.connect(format!("127.0.0.1:{port}").parse()?).await?;
@@ -102,13 +114,24 @@ async fn http(from: &str, port: u16, method: &str, path: &str, body: Option<&Val
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8(raw)?;
     let (head, rest) = text.split_once("\r\n\r\n").context("no HTTP header end")?;
-    let status: u16 = head.split_whitespace().nth(1).context("no status")?.parse()?;
-    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(rest)?
     } else {
         rest.to_owned()
     };
-    let json = if payload.trim().is_empty() { Value::Null } else { serde_json::from_str(&payload)? };
+    let json = if payload.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&payload)?
+    };
     Ok((status, json))
 }
 
@@ -142,12 +165,19 @@ async fn start_pdp(bin: &Path, audit_log: &Path, dir: &Path) -> Result<Pdp> {
         .stderr(Stdio::from(log))
         .spawn()
         .context("starting cerbos")?;
-    let mut pdp = Pdp { child, http: http_port };
+    let mut pdp = Pdp {
+        child,
+        http: http_port,
+    };
     for _ in 0..400 {
         if let Some(status) = pdp.child.try_wait()? {
-            bail!("cerbos exited during start-up ({status}): {}", std::fs::read_to_string(dir.join("server.log"))?);
+            bail!(
+                "cerbos exited during start-up ({status}): {}",
+                std::fs::read_to_string(dir.join("server.log"))?
+            );
         }
-        if let Ok((200, v)) = http("127.0.0.1", http_port, "GET", "/_cerbos/health", None, &[]).await
+        if let Ok((200, v)) =
+            http("127.0.0.1", http_port, "GET", "/_cerbos/health", None, &[]).await
             && v["status"] == "SERVING"
         {
             return Ok(pdp);
@@ -162,22 +192,49 @@ fn check(principal: &str, role: &str, tenant: &str, doc: &str, doc_tenant: &str)
         "resources": [{"actions": ["read"], "resource": {"kind": "tenant_document", "id": doc, "attr": {"tenant": doc_tenant}}}]})
 }
 
-async fn check_from(from: &str, port: u16, body: &Value, node_header: &str) -> Result<(String, String)> {
-    let (status, v) = http(from, port, "POST", "/api/check/resources", Some(body), &[("x-node-id", node_header)]).await?;
+async fn check_from(
+    from: &str,
+    port: u16,
+    body: &Value,
+    node_header: &str,
+) -> Result<(String, String)> {
+    let (status, v) = http(
+        from,
+        port,
+        "POST",
+        "/api/check/resources",
+        Some(body),
+        &[("x-node-id", node_header)],
+    )
+    .await?;
     ensure!(status == 200, "CheckResources answered {status}: {v}");
-    let effect = v["results"][0]["actions"]["read"].as_str().unwrap_or_default().to_owned();
-    let call_id = v["cerbosCallId"].as_str().context("no cerbosCallId")?.to_owned();
+    let effect = v["results"][0]["actions"]["read"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let call_id = v["cerbosCallId"]
+        .as_str()
+        .context("no cerbosCallId")?
+        .to_owned();
     Ok((call_id, effect))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compromised_worker_is_tainted_from_the_real_pdp_audit_log_and_benign_one_is_not() -> Result<()> {
+async fn compromised_worker_is_tainted_from_the_real_pdp_audit_log_and_benign_one_is_not()
+-> Result<()> {
     let bin = tokio::task::spawn_blocking(cerbos_binary).await??;
     let cerbos = workspace().join("examples/jsonrag/cerbos");
 
     // The example policies and their tests compile.
-    let out = Command::new(&bin).arg("compile").arg(cerbos.join("policies")).output()?;
-    ensure!(out.status.success(), "cerbos compile failed: {}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(&bin)
+        .arg("compile")
+        .arg(cerbos.join("policies"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "cerbos compile failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let dir = tempfile::tempdir()?;
     let audit_log = dir.path().join("audit.log");
@@ -194,39 +251,84 @@ async fn compromised_worker_is_tainted_from_the_real_pdp_audit_log_and_benign_on
         &std::fs::read_to_string(workspace().join("examples/jsonrag/taint-policy.yaml"))?,
     )
     .map_err(|d| anyhow::anyhow!("{d:?}"))?;
-    let policy = example.taint_policies.first().context("no TaintPolicy in the example")?;
-    ensure!(policy.spec.threshold.count == 3, "the test sends three forbidden reads");
-    let ingestor = Arc::new(Mutex::new(Ingestor::new(vec![audit::CompiledPolicy::new(policy)], AddressBook::new(map))));
+    let policy = example
+        .taint_policies
+        .first()
+        .context("no TaintPolicy in the example")?;
+    ensure!(
+        policy.spec.threshold.count == 3,
+        "the test sends three forbidden reads"
+    );
+    let ingestor = Arc::new(Mutex::new(Ingestor::new(
+        vec![audit::CompiledPolicy::new(policy)],
+        AddressBook::new(map),
+    )));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut config = FileSourceConfig::new("cerbos-file", &audit_log);
     config.poll_interval = Duration::from_millis(50);
-    let tailer = tokio::spawn(run_file_source(config, store.clone(), ingestor, shutdown, Some(tx)));
+    let tailer = tokio::spawn(run_file_source(
+        config,
+        store.clone(),
+        ingestor,
+        shutdown,
+        Some(tx),
+    ));
 
     // The compromised worker (worker-1) reads globex documents with its own identity, three
     // times, and names worker-2 in the spoofable header.
     let mut forbidden = Vec::new();
     for doc in ["doc-9", "doc-10", "doc-11"] {
-        let (id, effect) = check_from("127.0.0.21", pdp.http, &check("svc-worker", "workload", "acme", doc, "globex"), "worker-2").await?;
+        let (id, effect) = check_from(
+            "127.0.0.21",
+            pdp.http,
+            &check("svc-worker", "workload", "acme", doc, "globex"),
+            "worker-2",
+        )
+        .await?;
         ensure!(effect == "EFFECT_DENY", "cross-tenant read allowed?");
         forbidden.push(id);
     }
     // Its legitimate reads are allowed and do not count.
-    check_from("127.0.0.21", pdp.http, &check("svc-worker", "workload", "acme", "doc-1", "acme"), "worker-1").await?;
+    check_from(
+        "127.0.0.21",
+        pdp.http,
+        &check("svc-worker", "workload", "acme", "doc-1", "acme"),
+        "worker-1",
+    )
+    .await?;
     // The benign worker (worker-2) reads its own tenant's documents, and checks for its user
     // alice, who tries another tenant's documents three times: her denials, not the worker's.
     for doc in ["doc-1", "doc-2"] {
-        check_from("127.0.0.22", pdp.http, &check("svc-worker", "workload", "acme", doc, "acme"), "worker-2").await?;
+        check_from(
+            "127.0.0.22",
+            pdp.http,
+            &check("svc-worker", "workload", "acme", doc, "acme"),
+            "worker-2",
+        )
+        .await?;
     }
     for doc in ["doc-9", "doc-10", "doc-11"] {
-        let (_, effect) = check_from("127.0.0.22", pdp.http, &check("alice", "user", "acme", doc, "globex"), "worker-2").await?;
-        ensure!(effect == "EFFECT_DENY", "alice's cross-tenant read allowed?");
+        let (_, effect) = check_from(
+            "127.0.0.22",
+            pdp.http,
+            &check("alice", "user", "acme", doc, "globex"),
+            "worker-2",
+        )
+        .await?;
+        ensure!(
+            effect == "EFFECT_DENY",
+            "alice's cross-tenant read allowed?"
+        );
     }
     pdp.stop()?;
 
     // Wait until the tailer has read every line the PDP wrote (bounded, not timed).
     let written = std::fs::read_to_string(&audit_log)?.lines().count() as u64;
-    ensure!(written == 2 * 9, "expected an access and a decision line per call, got {written}");
+    ensure!(
+        written == 2 * 9,
+        "expected an access and a decision line per call, got {written}"
+    );
     let mut read = 0;
     let mut taints = Vec::new();
     while read < written {
@@ -245,17 +347,34 @@ async fn compromised_worker_is_tainted_from_the_real_pdp_audit_log_and_benign_on
     let stored = store.active_taints(None, chrono::Utc::now())?;
     assert_eq!(stored.len(), 1);
     let t = &stored[0];
-    assert_eq!(t.node, "worker-1", "attributed by peer address, not by the forged header");
+    assert_eq!(
+        t.node, "worker-1",
+        "attributed by peer address, not by the forged header"
+    );
     assert_eq!(t.source, store::TaintSource::Cerbos);
     assert_eq!(t.key, "cerbos/worker-cross-tenant");
     let mut evidence: Vec<String> = serde_json::from_value(t.evidence["callIds"].clone())?;
     evidence.sort();
     forbidden.sort();
-    assert_eq!(evidence, forbidden, "the evidence holds the callIds Cerbos returned");
-    assert_eq!(t.evidence["rules"], json!(["resource.tenant_document.vdefault#deny-cross-tenant"]));
-    assert!(store.active_taints(Some("worker-2"), chrono::Utc::now())?.is_empty());
-    let cursor = store.audit_cursor("cerbos-file")?.context("cursor stored")?;
+    assert_eq!(
+        evidence, forbidden,
+        "the evidence holds the callIds Cerbos returned"
+    );
+    assert_eq!(
+        t.evidence["rules"],
+        json!(["resource.tenant_document.vdefault#deny-cross-tenant"])
+    );
+    assert!(
+        store
+            .active_taints(Some("worker-2"), chrono::Utc::now())?
+            .is_empty()
+    );
+    let cursor = store
+        .audit_cursor("cerbos-file")?
+        .context("cursor stored")?;
     let size = std::fs::metadata(&audit_log)?.len();
-    assert!(matches!(cursor.position, store::CursorPosition::File { offset, .. } if offset == size));
+    assert!(
+        matches!(cursor.position, store::CursorPosition::File { offset, .. } if offset == size)
+    );
     Ok(())
 }

@@ -4,7 +4,7 @@ mod common;
 
 use audit::decode::{Effect, Entry, decode_line};
 use audit::{IngestReport, Ingestor, Joiner, NodeAddresses};
-use common::{SAMPLE, access, call, decision, ts, Check};
+use common::{Check, SAMPLE, access, call, decision, ts};
 
 fn entries() -> Vec<Entry> {
     SAMPLE
@@ -18,9 +18,9 @@ fn decision_of(request_id: &str) -> audit::decode::DecisionEntry {
         .into_iter()
         .find_map(|e| match e {
             Entry::Decision(d)
-                if d.check_resources
-                    .as_ref()
-                    .is_some_and(|c| c.inputs.first().is_some_and(|i| i.request_id == request_id)) =>
+                if d.check_resources.as_ref().is_some_and(|c| {
+                    c.inputs.first().is_some_and(|i| i.request_id == request_id)
+                }) =>
             {
                 Some(*d)
             }
@@ -42,12 +42,28 @@ fn every_sample_line_decodes_into_the_kinds_the_reference_counts() {
         .collect();
     assert_eq!(access, 16);
     assert_eq!(decisions.len(), 14);
-    assert_eq!(decisions.iter().filter(|d| d.check_resources.is_some()).count(), 12);
-    assert_eq!(decisions.iter().filter(|d| d.plan_resources.is_some()).count(), 2);
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| d.check_resources.is_some())
+            .count(),
+        12
+    );
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| d.plan_resources.is_some())
+            .count(),
+        2
+    );
     let effects: Vec<Effect> = decisions
         .iter()
         .filter_map(|d| d.check_resources.as_ref())
-        .flat_map(|c| c.outputs.iter().flat_map(|o| o.actions.values().map(|a| a.effect)))
+        .flat_map(|c| {
+            c.outputs
+                .iter()
+                .flat_map(|o| o.actions.values().map(|a| a.effect))
+        })
         .collect();
     assert_eq!(effects.iter().filter(|e| **e == Effect::Allow).count(), 13);
     assert_eq!(effects.iter().filter(|e| **e == Effect::Deny).count(), 13);
@@ -62,9 +78,11 @@ fn quarantined_principal_decision_carries_inputs_outputs_rule_outputs_and_metada
     assert_eq!(d.metadata["x-node-id"].values, vec!["worker-3"]);
     assert_eq!(
         d.timestamp.map(|t| t.timestamp_nanos_opt()),
-        Some(chrono::DateTime::parse_from_rfc3339("2026-11-21T19:41:30.935830063Z")
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt()))
+        Some(
+            chrono::DateTime::parse_from_rfc3339("2026-11-21T19:41:30.935830063Z")
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
+        )
     );
     let c = d.check_resources.expect("check");
     assert_eq!(c.inputs[0].principal.id, "svc-quarantined");
@@ -75,12 +93,22 @@ fn quarantined_principal_decision_carries_inputs_outputs_rule_outputs_and_metada
     let out = &c.outputs[0];
     assert_eq!(out.resource_id, "doc-1");
     assert_eq!(out.actions["read"].effect, Effect::Deny);
-    assert_eq!(out.actions["read"].policy, "principal.svc_quarantined.vdefault");
+    assert_eq!(
+        out.actions["read"].policy,
+        "principal.svc_quarantined.vdefault"
+    );
     assert_eq!(out.outputs.len(), 2);
-    assert_eq!(out.outputs[0].src, "principal.svc_quarantined.vdefault#quarantine-all");
+    assert_eq!(
+        out.outputs[0].src,
+        "principal.svc_quarantined.vdefault#quarantine-all"
+    );
     assert_eq!(out.outputs[0].val["taint"], "quarantined_principal");
     let trail = d.audit_trail.expect("audit trail");
-    assert!(trail.effective_policies.contains_key("principal.svc_quarantined.vdefault"));
+    assert!(
+        trail
+            .effective_policies
+            .contains_key("principal.svc_quarantined.vdefault")
+    );
     assert!(d.policy_source.is_some());
 }
 
@@ -93,7 +121,10 @@ fn batch_call_zips_three_inputs_with_three_outputs() {
     let out_ids: Vec<_> = c.outputs.iter().map(|o| o.resource_id.as_str()).collect();
     assert_eq!(ids, out_ids);
     assert_eq!(c.outputs[0].effective_derived_roles, vec!["same_tenant"]);
-    assert_eq!(c.outputs[2].outputs[0].src, "resource.tenant_document.vdefault#deny-workload-delete-restricted");
+    assert_eq!(
+        c.outputs[2].outputs[0].src,
+        "resource.tenant_document.vdefault#deny-workload-delete-restricted"
+    );
 }
 
 #[test]
@@ -107,13 +138,21 @@ fn request_context_forwarded_for_cel_errors_and_no_match_are_decoded() {
 
     let c11 = decision_of("c11").check_resources.expect("check");
     assert_eq!(c11.outputs[0].evaluation_errors.len(), 1);
-    assert_eq!(c11.outputs[0].evaluation_errors[0]["celError"]["message"], "no such key: owner");
+    assert_eq!(
+        c11.outputs[0].evaluation_errors[0]["celError"]["message"],
+        "no such key: owner"
+    );
 
     let c12 = decision_of("c12");
     let c = c12.check_resources.expect("check");
     assert_eq!(c.outputs[0].actions["read"].policy, "NO_MATCH");
     assert_eq!(c.outputs[0].actions["read"].effect, Effect::Deny);
-    assert!(c12.audit_trail.expect("trail").effective_policies.is_empty());
+    assert!(
+        c12.audit_trail
+            .expect("trail")
+            .effective_policies
+            .is_empty()
+    );
 }
 
 #[test]
@@ -128,7 +167,11 @@ fn rejected_call_has_status_code_and_server_info_has_only_an_access_entry() {
     let failed: Vec<_> = access.iter().filter(|a| a.status_code != 0).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].status_code, 3);
-    assert!(access.iter().any(|a| a.method == "/cerbos.svc.v1.CerbosService/ServerInfo"));
+    assert!(
+        access
+            .iter()
+            .any(|a| a.method == "/cerbos.svc.v1.CerbosService/ServerInfo")
+    );
 }
 
 #[test]
@@ -140,7 +183,10 @@ fn plan_resources_decisions_are_decoded_but_separate() {
             _ => None,
         })
         .collect();
-    let p02 = plans.iter().find(|p| p.input.request_id == "p02").expect("p02");
+    let p02 = plans
+        .iter()
+        .find(|p| p.input.request_id == "p02")
+        .expect("p02");
     assert_eq!(p02.input.principal.id, "svc-quarantined");
     assert_eq!(p02.output.filter["kind"], "KIND_CONDITIONAL");
     assert_eq!(p02.output.kind, "tenant_document");
@@ -160,7 +206,11 @@ fn joining_the_sample_pairs_every_decision_with_its_access_entry() {
     joiner.flush(&mut out);
     assert_eq!(out.iter().filter(|c| c.is_complete()).count(), 14);
     let alone: Vec<_> = out.iter().filter(|c| !c.is_complete()).collect();
-    assert_eq!(alone.len(), 2, "ServerInfo and the over-limit call have no decision");
+    assert_eq!(
+        alone.len(),
+        2,
+        "ServerInfo and the over-limit call have no decision"
+    );
     assert!(alone.iter().all(|c| c.decision.is_none()));
 }
 
@@ -168,7 +218,12 @@ fn joining_the_sample_pairs_every_decision_with_its_access_entry() {
 fn decision_before_its_access_line_still_joins() {
     let mut joiner = Joiner::default();
     let mut out = Vec::new();
-    let d = decision(&call(1), &ts(1), "127.0.0.1:1", &[Check::cross_tenant("svc-worker")]);
+    let d = decision(
+        &call(1),
+        &ts(1),
+        "127.0.0.1:1",
+        &[Check::cross_tenant("svc-worker")],
+    );
     let a2 = access(&call(2), &ts(1), "127.0.0.1:2");
     let a1 = access(&call(1), &ts(0), "127.0.0.1:1");
     for line in [d, a2, a1] {
@@ -227,7 +282,12 @@ fn enum_numbers_and_bad_timestamps_do_not_fail_the_line() {
 
 #[test]
 fn garbage_truncated_and_foreign_lines_are_counted_and_skipped() {
-    let good = decision(&call(1), &ts(1), "127.0.0.1:1", &[Check::cross_tenant("svc-worker")]);
+    let good = decision(
+        &call(1),
+        &ts(1),
+        "127.0.0.1:1",
+        &[Check::cross_tenant("svc-worker")],
+    );
     let truncated = &good[..good.len() / 2];
     let body = format!(
         "garbage\n{truncated}\n[1,2]\n{{\"log.logger\":\"cerbos.server\",\"message\":\"hi\"}}\n\n{{\"log.logger\":\"cerbos.audit\",\"log.kind\":\"access\"}}\n\u{0}\u{ff}\n{good}\n"
@@ -235,7 +295,10 @@ fn garbage_truncated_and_foreign_lines_are_counted_and_skipped() {
     let mut ingestor = Ingestor::new(vec![], audit::AddressBook::new(NodeAddresses::new()));
     let mut report = IngestReport::default();
     ingestor.process(body.as_bytes(), &mut report);
-    assert_eq!(report.malformed, 5, "garbage, truncated, array, no callId, binary");
+    assert_eq!(
+        report.malformed, 5,
+        "garbage, truncated, array, no callId, binary"
+    );
     assert_eq!(report.other, 1);
     assert_eq!(report.check_decisions, 1);
 }

@@ -16,7 +16,11 @@ use common::{Check, access, call, decision, ts, worker_policy};
 use store::{CursorPosition, SqliteStore, Store};
 
 fn append(path: &Path, text: &str) {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).expect("open");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
     f.write_all(text.as_bytes()).expect("write");
 }
 
@@ -29,7 +33,10 @@ fn drain(t: &mut FileTailer) -> Vec<TailBatch> {
 }
 
 fn text(batches: &[TailBatch]) -> String {
-    batches.iter().map(|b| String::from_utf8_lossy(&b.data).into_owned()).collect()
+    batches
+        .iter()
+        .map(|b| String::from_utf8_lossy(&b.data).into_owned())
+        .collect()
 }
 
 #[test]
@@ -40,7 +47,11 @@ fn a_partial_line_is_held_until_its_newline_arrives() {
     let mut t = FileTailer::new(&log);
     let b = drain(&mut t);
     assert_eq!(text(&b), "one\n");
-    assert_eq!(b.last().map(|b| b.offset), Some(4), "cursor stops before the partial line");
+    assert_eq!(
+        b.last().map(|b| b.offset),
+        Some(4),
+        "cursor stops before the partial line"
+    );
     append(&log, "o\n");
     let b = drain(&mut t);
     assert_eq!(text(&b), "two\n");
@@ -154,7 +165,10 @@ fn a_cursor_whose_file_is_gone_starts_the_current_file_from_its_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.log");
     append(&log, "new\n");
-    let stale = CursorPosition::File { identity: "1:999999999".into(), offset: 3 };
+    let stale = CursorPosition::File {
+        identity: "1:999999999".into(),
+        offset: 3,
+    };
     let mut t = FileTailer::resume(&log, Some(&stale));
     assert_eq!(text(&drain(&mut t)), "new\n");
 }
@@ -168,7 +182,12 @@ fn worker_ingestor() -> Ingestor {
 fn denial(n: u32) -> String {
     format!(
         "{}\n{}\n",
-        decision(&call(n), &ts(n), "10.0.10.21:4000", &[Check::cross_tenant("svc-worker")]),
+        decision(
+            &call(n),
+            &ts(n),
+            "10.0.10.21:4000",
+            &[Check::cross_tenant("svc-worker")]
+        ),
         access(&call(n), &ts(n), "10.0.10.21:4000"),
     )
 }
@@ -176,7 +195,9 @@ fn denial(n: u32) -> String {
 fn ingest_all(t: &mut FileTailer, ing: &mut Ingestor, store: &dyn Store) -> IngestReport {
     let mut total = IngestReport::default();
     for b in drain(t) {
-        let r = ing.commit_batch(store, "cerbos-file", &b.data, Some(b.cursor())).expect("commit");
+        let r = ing
+            .commit_batch(store, "cerbos-file", &b.data, Some(b.cursor()))
+            .expect("commit");
         total.check_decisions += r.check_decisions;
         total.taints.extend(r.taints);
         total.already_tainted += r.already_tainted;
@@ -197,10 +218,16 @@ fn taints_and_cursor_are_committed_together_and_a_restart_counts_nothing_twice()
     let r = ingest_all(&mut t, &mut ing, &store);
     assert_eq!(r.taints.len(), 1);
     assert_eq!(r.taints[0].node, "worker-1");
-    let stored = store.audit_cursor("cerbos-file").expect("read").expect("cursor");
+    let stored = store
+        .audit_cursor("cerbos-file")
+        .expect("read")
+        .expect("cursor");
     assert_eq!(Some(stored.position.clone()), r.cursor);
     let events = store
-        .events(&store::EventQuery { kind: Some(audit::TAINT_EVENT_KIND.into()), ..Default::default() })
+        .events(&store::EventQuery {
+            kind: Some(audit::TAINT_EVENT_KIND.into()),
+            ..Default::default()
+        })
         .expect("events");
     assert_eq!(events.len(), 1);
 
@@ -213,8 +240,17 @@ fn taints_and_cursor_are_committed_together_and_a_restart_counts_nothing_twice()
     append(&log, &(4..=5).map(denial).collect::<String>());
     let r = ingest_all(&mut t, &mut ing, &store);
     assert_eq!(r.check_decisions, 2);
-    assert!(r.taints.is_empty(), "two new denials are below the threshold");
-    assert_eq!(store.taint_history(Some("worker-1")).expect("history").len(), 1);
+    assert!(
+        r.taints.is_empty(),
+        "two new denials are below the threshold"
+    );
+    assert_eq!(
+        store
+            .taint_history(Some("worker-1"))
+            .expect("history")
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -223,25 +259,42 @@ fn the_same_ndjson_body_posted_twice_adds_one_taint() {
     let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
     let body: String = (1..=3).map(denial).collect();
     let mut ing = worker_ingestor();
-    let first = ing.ingest_ndjson(&store, "http", body.as_bytes()).expect("ingest");
+    let first = ing
+        .ingest_ndjson(&store, "http", body.as_bytes())
+        .expect("ingest");
     assert_eq!(first.taints.len(), 1);
     assert_eq!(first.cursor, Some(CursorPosition::LastId { id: call(3) }));
-    let again = ing.ingest_ndjson(&store, "http", body.as_bytes()).expect("ingest");
+    let again = ing
+        .ingest_ndjson(&store, "http", body.as_bytes())
+        .expect("ingest");
     assert!(again.taints.is_empty());
-    assert_eq!(store.active_taints(Some("worker-1"), chrono::DateTime::UNIX_EPOCH).expect("taints").len(), 1);
+    assert_eq!(
+        store
+            .active_taints(Some("worker-1"), chrono::DateTime::UNIX_EPOCH)
+            .expect("taints")
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_async_tailer_follows_a_rotating_file_and_stops_on_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.log");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
     let ing = Arc::new(Mutex::new(worker_ingestor()));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut config = FileSourceConfig::new("cerbos-file", &log);
     config.poll_interval = std::time::Duration::from_millis(20);
-    let task = tokio::spawn(run_file_source(config, store.clone(), ing, shutdown, Some(tx)));
+    let task = tokio::spawn(run_file_source(
+        config,
+        store.clone(),
+        ing,
+        shutdown,
+        Some(tx),
+    ));
 
     append(&log, &denial(1));
     append(&log, &denial(2));
@@ -255,7 +308,10 @@ async fn the_async_tailer_follows_a_rotating_file_and_stops_on_shutdown() {
     while taints.is_empty() {
         taints = rx.recv().await.expect("report").taints;
     }
-    assert_eq!(taints[0].evidence["callIds"], serde_json::json!([call(1), call(2), call(3)]));
+    assert_eq!(
+        taints[0].evidence["callIds"],
+        serde_json::json!([call(1), call(2), call(3)])
+    );
     stop.send(true).expect("stop");
     task.await.expect("join").expect("tailer ends cleanly");
 }
