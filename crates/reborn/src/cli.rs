@@ -19,6 +19,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator daemon: the reconcile loop, the operator API and audit ingestion.
+    Run(RunArgs),
     /// Run everything in one process on the embedded defaults: a simulated PVE cluster and a
     /// walk through clone, start, readiness, stop and destroy of one VM, printing each PVE task.
     Demo(DemoArgs),
@@ -204,6 +206,14 @@ pub struct BreakerArgs {
 pub enum BreakerAction {
     /// Release the breaker.
     Release,
+}
+
+/// Flags of `reborn run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The daemon's config file (see examples/reborn.yaml).
+    #[arg(long, short = 'c', env = "REBORN_CONFIG")]
+    pub config: PathBuf,
 }
 
 /// Flags of `reborn demo`.

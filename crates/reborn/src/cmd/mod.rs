@@ -13,6 +13,7 @@ mod describe;
 mod events;
 mod get;
 mod plan;
+mod run;
 mod schema;
 mod sim;
 mod taint;
@@ -31,6 +32,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Validate(args) => validate::run(&args),
         Command::Schema => schema::run(),
         Command::Sim(args) => runtime()?.block_on(sim::run(args)),
+        Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(args)),
         Command::Apply(args) => {
             // Local validation first: exit 2 with diagnostics before any network call.

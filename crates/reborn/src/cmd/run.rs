@@ -1,0 +1,149 @@
+//! `reborn run --config reborn.yaml`: the daemon. Composition only: the store, the PVE client,
+//! the controller, the operator API and the audit tailers, wired together and stopped together
+//! on SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use operator::api::{ApiOptions, ApiState};
+use operator::config::{DaemonConfig, ResolvedConfig};
+use operator::metrics::Metrics;
+use operator::{Controller, ControllerConfig};
+use pve_client::{PveClient, TokenId};
+use store::{SqliteStore, Store};
+use tokio::sync::watch;
+
+use crate::cli::RunArgs;
+use crate::exit_code::ExitStatus;
+
+/// Reads and checks the daemon config; every secret is resolved here, so a bad config fails
+/// before anything starts.
+pub fn load_config(path: &Path) -> anyhow::Result<(ResolvedConfig, ControllerConfig)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    let config: DaemonConfig = serde_yaml::from_str(&text)
+        .with_context(|| format!("parsing the config file {}", path.display()))?;
+    let mut controller: ControllerConfig = if config.controller.is_null() {
+        ControllerConfig::default()
+    } else {
+        serde_json::from_value(config.controller.clone())
+            .with_context(|| format!("the `controller` section of {}", path.display()))?
+    };
+    // One source of truth for the resync period: the top-level `resyncPeriod`.
+    controller.resync_ms = config.resync_period.to_std().as_millis() as u64;
+    let resolved = config
+        .resolve()
+        .with_context(|| format!("checking the config file {}", path.display()))?;
+    Ok((resolved, controller))
+}
+
+/// The parts of a running daemon, built from a resolved config.
+pub struct Daemon {
+    /// The controller (the only code that mutates PVE).
+    pub controller: Controller,
+    /// The API's shared state.
+    pub api: ApiState,
+    /// The store.
+    pub store: Arc<dyn Store>,
+}
+
+/// Opens the store, builds the PVE client and the controller, and the API state.
+pub fn build(
+    resolved: &ResolvedConfig,
+    controller_config: ControllerConfig,
+) -> anyhow::Result<Daemon> {
+    let store_path = &resolved.config.store.path;
+    if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the store directory {}", dir.display()))?;
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(store_path)
+            .with_context(|| format!("opening the store {}", store_path.display()))?,
+    );
+    let client = PveClient::builder(resolved.pve_endpoint.clone())
+        .token(
+            resolved
+                .pve_token_id
+                .parse::<TokenId>()
+                .context("pve.tokenId")?,
+            resolved.pve_token_secret.clone(),
+        )
+        .tls(resolved.pve_tls.clone())
+        .build()
+        .context("building the PVE client")?;
+    let (controller, handle) = Controller::new(controller_config, store.clone(), client)
+        .context("building the controller")?;
+    let options = ApiOptions {
+        max_body_bytes: resolved.config.api.max_body_bytes,
+        metrics_auth: resolved.config.api.metrics_auth,
+    };
+    let api = ApiState::new(
+        store.clone(),
+        handle,
+        resolved.api_tokens.clone(),
+        Metrics::new(),
+    )
+    .with_options(options);
+    Ok(Daemon {
+        controller,
+        api,
+        store,
+    })
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
+    let (resolved, controller_config) = load_config(&args.config)?;
+    let listen = resolved.config.api.listen;
+    let daemon = build(&resolved, controller_config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the operator API to {listen}"))?;
+    println!("reborn operator API on http://{}", listener.local_addr()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api = tokio::spawn(operator::api::serve(
+        listener,
+        daemon.api.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let controller = daemon.controller.clone();
+    let loop_task = tokio::spawn(async move { controller.run(stopped(stop_rx)).await });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    loop_task.await.context("the controller task")?;
+    api.await
+        .context("the API task")?
+        .context("the operator API")?;
+    Ok(ExitStatus::Success)
+}
+
+/// Resolves when the stop flag is set.
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
