@@ -95,6 +95,15 @@ fn bench(c: &mut Criterion) {
             assert_eq!(n, LINES as u64);
         })
     });
+    // Reference point for this machine: parsing the same lines into untyped JSON.
+    group.bench_function("serde_json_value_baseline", |b| {
+        b.iter(|| {
+            for line in data.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(black_box(line)).expect("json");
+                black_box(v);
+            }
+        })
+    });
     group.finish();
 }
 
