@@ -4,6 +4,8 @@
 //!
 //! Start with [`load_paths`] / [`load_str`], which return a validated [`ManifestSet`] or every
 //! problem at once as [`Diagnostics`]; [`json_schema`] gives the schema editors use.
+//! [`attestation`] signs and verifies gold image statements and holds the checks the operator
+//! makes on a template before every clone.
 //!
 //! Must not depend on: any I/O beyond reading manifest files it is handed, tokio, the store,
 //! or the PVE crates. Everything here is plain data and pure validation.
@@ -13,6 +15,7 @@
 //! cross-file mistakes are all reported in one run. The types also implement serde
 //! `Serialize`/`Deserialize` (for the store's JSON and for writing YAML back) and `JsonSchema`.
 
+pub mod attestation;
 mod checks;
 mod decode;
 mod diagnostics;
@@ -23,6 +26,7 @@ mod suggest;
 mod values;
 mod yaml;
 
+pub use attestation::{SignedStatement, Statement, TemplateRejection, VerifiedStatement};
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use kinds::{
     API_VERSION, ApiVersion, Attribution, AttributionSource, CloneMode, CloneSpec, CloudInit,

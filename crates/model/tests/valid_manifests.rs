@@ -110,7 +110,7 @@ fn a_directory_is_read_without_its_subdirectories() {
         "apiVersion: api.cerbos.dev/v1\nresourcePolicy: {}\n",
     )
     .unwrap();
-    let loaded = model::load_paths(&[dir.clone()]);
+    let loaded = model::load_paths(std::slice::from_ref(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
     let set = loaded.unwrap_or_else(|d| panic!("subdirectory was read:\n{d}"));
     assert_eq!(set.nodes.len(), 2);
