@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use assert_cmd::cargo::CommandCargoExt;
 
 #[test]
-fn demo_walks_one_vm_from_clone_to_destroy_and_exits_zero() {
+fn demo_replaces_a_tainted_worker_with_a_fresh_clone_and_exits_zero() {
     let output = Command::cargo_bin("reborn")
         .expect("reborn binary")
         .args(["demo", "--fast"])
@@ -20,16 +20,22 @@ fn demo_walks_one_vm_from_clone_to_destroy_and_exits_zero() {
         String::from_utf8_lossy(&output.stderr)
     );
     for step in [
-        "qmclone:9000:",
-        "2. clone (linked) from the gold template: OK",
-        "4. start: OK",
-        "5. ready: guest agent answered",
-        "10.0.10.21/24",
-        "6. stop: OK",
-        "7. destroy (purge): OK",
-        "8. VM 4100 is gone",
+        "Node worker-1: Created",
+        "DisruptionBudget ingress: Created",
+        "all nodes Ready: ingress-1=VM 4100, ingress-2=VM 4110, worker-1=VM 4120, worker-2=VM 4130",
+        "TaintAdded",
+        "cloning jsonrag-worker (VM 9002) into VM 4121",
+        "destroying VM 4120 (identity proven)",
+        "all nodes Ready again, VM 4120 destroyed",
+        "worker-1=VM 4121",
+        "recovery took",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+    // The untainted nodes keep their VMs: only the tainted worker was replaced.
+    let last = stdout.lines().rev().find(|l| l.contains("all nodes Ready again")).unwrap();
+    for kept in ["ingress-1=VM 4100", "ingress-2=VM 4110", "worker-2=VM 4130"] {
+        assert!(last.contains(kept), "{kept} changed: {last}");
     }
 }
 

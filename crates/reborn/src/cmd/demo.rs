@@ -1,180 +1,285 @@
-//! `reborn demo`: everything in one process on the embedded defaults. A simulated two-node PVE
-//! cluster (HTTPS, self-signed certificate pinned by fingerprint) and a walk through one VM's
-//! life as the operator drives it: allocate a VMID from a range, clone the gold template, set
-//! cloud-init, start, wait for the guest agent, stop, destroy. Every PVE task is printed.
+//! `reborn demo`: everything in one process on the embedded defaults.
+//!
+//! A simulated two-node PVE 8.x cluster (HTTPS, certificate pinned by fingerprint) with the
+//! jsonRAG gold templates; the operator (controller + API) on a temporary SQLite store; the
+//! `examples/jsonrag` manifests applied through the API; a wait until every node is Ready; a
+//! worker tainted as `reborn taint` would; the replacement as it happens (every event, with the
+//! PVE tasks); and the measured recovery time. Exit 0 when the tainted worker runs on a fresh VM
+//! and the old one is gone.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use pve_client::{
-    CloneParams, ConfigUpdate, DestroyParams, Error as PveError, NodeName, PveClient, Secret,
-    TlsMode, TokenId, Upid, VmId,
-};
-use pve_sim::SimConfig;
+use operator::api::auth::{ApiToken, Role, TokenSet};
+use operator::api::wire::{ApplyResponse, EventList, ResourceList, TaintRequest};
+use operator::api::{ApiState, serve};
+use operator::metrics::Metrics;
+use operator::{Controller, ControllerConfig};
+use pve_client::{PveClient, Secret, TlsMode, TokenId};
+use pve_sim::{SimConfig, TemplateConfig};
+use store::{SqliteStore, Store};
+use tokio::sync::watch;
 
+use super::client::Client;
+use super::run::stopped;
 use crate::cli::DemoArgs;
 use crate::exit_code::ExitStatus;
 
-/// VMIDs the demo may use: never `/cluster/nextid` alone (it does not reserve).
-const VMID_RANGE: std::ops::RangeInclusive<u32> = 4100..=4199;
-const TEMPLATE: u32 = 9000;
-const TASK_TIMEOUT: Duration = Duration::from_secs(120);
-const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The reference deployment, embedded so the demo runs from any directory.
+const JSONRAG: [(&str, &str); 4] = [
+    (
+        "examples/jsonrag/gold-images.yaml",
+        include_str!("../../../../examples/jsonrag/gold-images.yaml"),
+    ),
+    (
+        "examples/jsonrag/ingress.yaml",
+        include_str!("../../../../examples/jsonrag/ingress.yaml"),
+    ),
+    (
+        "examples/jsonrag/workers.yaml",
+        include_str!("../../../../examples/jsonrag/workers.yaml"),
+    ),
+    (
+        "examples/jsonrag/taint-policy.yaml",
+        include_str!("../../../../examples/jsonrag/taint-policy.yaml"),
+    ),
+];
 
-/// Runs the walk-through; exit 0 when the VM went through its whole life.
+/// The node the demo taints.
+const VICTIM: &str = "worker-1";
+/// Give up (exit 1) if the demo has not converged by then.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs the demo; exit 0 when the tainted worker was replaced.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
-    let mut config = if args.fast {
+    let started = Instant::now();
+    let manifests = demo_manifests()?;
+
+    // 1. A simulated PVE cluster with the jsonRAG gold templates on shared storage.
+    let mut sim_config = if args.fast {
         SimConfig::fast()
     } else {
         SimConfig::default()
     };
-    config.tls = true;
-    let server = pve_sim::start(config, "127.0.0.1:0".parse()?)
+    sim_config.tls = true;
+    sim_config.templates = jsonrag_templates();
+    let sim = pve_sim::start(sim_config, "127.0.0.1:0".parse()?)
         .await
         .context("starting the simulated PVE cluster")?;
-    let fingerprint = server
-        .cert_fingerprint_sha256()
-        .context("the TLS simulator has a certificate")?;
-    println!("simulated PVE cluster at {}", server.base_url());
-    println!("  certificate SHA-256 {fingerprint} (pinned by the client)");
+    let fingerprint = sim.cert_fingerprint_sha256().context("TLS certificate")?;
+    println!("PVE (simulated, 8.4) at {}, certificate pinned by SHA-256", sim.base_url());
 
-    let (token_id, secret) = server.token();
-    let client = PveClient::builder(server.base_url())
+    // 2. The operator: store, PVE client, controller and API, all in this process.
+    let dir = std::env::temp_dir().join(format!("reborn-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("creating the demo directory")?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("reborn.db"))?);
+    let (token_id, secret) = sim.token();
+    let pve = PveClient::builder(sim.base_url())
         .token(token_id.parse::<TokenId>()?, Secret::new(secret))
         .tls(TlsMode::PinSha256(fingerprint.parse()?))
-        .build()
-        .context("building the PVE client")?;
+        .build()?;
+    let mut controller_config = ControllerConfig::fast("demo");
+    controller_config.resync_ms = 1_000;
+    let (controller, handle) = Controller::new(controller_config, store.clone(), pve)?;
+    let api_secret = format!("demo-{:x}", rand_token());
+    let tokens = TokenSet::new(vec![ApiToken::new(
+        "demo",
+        Role::Operator,
+        Secret::new(api_secret.clone()),
+    )]);
+    let state = ApiState::new(store.clone(), handle, tokens, Metrics::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_url = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api_task = tokio::spawn(serve(listener, state, stopped(stop_rx.clone())));
+    let loop_controller = controller.clone();
+    let loop_stop = stop_rx.clone();
+    let loop_task = tokio::spawn(async move { loop_controller.run(stopped(loop_stop)).await });
+    println!("operator API at {api_url}, store {}", dir.join("reborn.db").display());
 
-    let outcome = walk_through(&client).await;
-    server.shutdown().await;
-    outcome?;
-    println!("\ndemo finished: one VM cloned, started, ready, stopped and destroyed");
-    Ok(ExitStatus::Success)
+    let client = Client::new(&api_url, Some(api_secret))?;
+    let printer = tokio::spawn(print_events(client.clone()));
+
+    let outcome = tokio::time::timeout(DEADLINE, scenario(&client, &manifests)).await;
+
+    let _ = stop_tx.send(true);
+    let _ = loop_task.await;
+    let _ = api_task.await;
+    printer.abort();
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    match outcome {
+        Ok(Ok(recovery)) => {
+            println!(
+                "\ndemo finished in {:.1} s: {VICTIM} was replaced by a fresh clone; recovery took {recovery}",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitStatus::Success)
+        }
+        Ok(Err(err)) => Err(err),
+        Err(_) => bail!("the demo did not converge within {DEADLINE:?}"),
+    }
 }
 
-async fn walk_through(client: &PveClient) -> anyhow::Result<()> {
-    let version = client.version().await?;
-    println!("  PVE {} (release {})", version.version, version.release);
-    let nodes = client.nodes().await?;
-    let names: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
-    println!("  nodes: {}", names.join(", "));
-
-    let template = VmId::new(TEMPLATE)?;
-    let vms = client.cluster_vms().await?;
-    let gold = vms
-        .iter()
-        .find(|vm| vm.vmid == template)
-        .context("the gold template 9000 is listed in cluster/resources")?;
-    let node: NodeName = gold.node.clone();
-    println!(
-        "  gold template {} ({}) on {}",
-        gold.vmid,
-        gold.name.as_deref().unwrap_or("name not yet reported"),
-        node
-    );
-
-    let vmid = allocate_vmid(client).await?;
-    println!(
-        "\n1. VMID {vmid} allocated from the range {VMID_RANGE:?} (checked free with nextid?vmid=)"
-    );
-
-    let upid = client
-        .clone_vm(
-            &node,
-            template,
-            &CloneParams::new(vmid).name("demo-worker-1").full(false),
-        )
-        .await?;
-    wait(client, "2. clone (linked) from the gold template", upid).await?;
-
-    let update = ConfigUpdate::new()
-        .cores(2)
-        .memory_mib(2048)
-        .ipconfig(0, "ip=10.0.10.21/24,gw=10.0.10.1")
-        .ciuser("app")
-        .tags(&["reborn", "demo"]);
-    client.update_config(&node, vmid, &update).await?;
-    let config = client.vm_config(&node, vmid).await?;
-    println!(
-        "3. configured: cores 2, memory 2048 MiB, ipconfig0, tags {} (config digest {})",
-        config.get_str("tags").unwrap_or_default(),
-        config.digest.as_deref().unwrap_or("-")
-    );
-
-    let upid = client.start(&node, vmid).await?;
-    wait(client, "4. start", upid).await?;
-
-    let started = Instant::now();
-    loop {
-        match client.agent_ping(&node, vmid).await {
-            Ok(()) => break,
-            Err(err) if started.elapsed() < AGENT_TIMEOUT => {
-                tracing::debug!(%err, "guest agent not ready yet");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(err) => return Err(err).context("the guest agent never answered"),
-        }
+/// Apply, wait Ready, taint, wait for the replacement. Returns the recovery time as text.
+async fn scenario(client: &Client, manifests: &str) -> anyhow::Result<String> {
+    println!("\n== apply examples/jsonrag (ingress pair under a budget of 1, two workers)");
+    let applied: ApplyResponse = client.post_yaml("/v1/apply", manifests.to_owned()).await?;
+    for item in &applied.items {
+        println!("   {} {}: {:?}", item.kind, item.name, item.action);
     }
-    let interfaces = client.agent_network_interfaces(&node, vmid).await?;
-    let addresses: Vec<String> = interfaces
-        .iter()
-        .filter(|i| i.name != "lo")
-        .flat_map(|i| {
-            i.ip_addresses
-                .iter()
-                .map(|a| format!("{}/{}", a.ip_address, a.prefix.unwrap_or(32)))
-        })
-        .collect();
-    println!(
-        "5. ready: guest agent answered after {:.1} s, addresses {}",
-        started.elapsed().as_secs_f64(),
-        addresses.join(", ")
-    );
 
-    let upid = client.stop(&node, vmid).await?;
-    wait(client, "6. stop", upid).await?;
-    let upid = client
-        .destroy(&node, vmid, &DestroyParams::thorough())
-        .await?;
-    wait(client, "7. destroy (purge)", upid).await?;
+    println!("\n== wait until every node is Ready");
+    let before = wait_all_ready(client, None).await?;
+    let old_vmid = before.get(VICTIM).copied().flatten();
+    println!("   all nodes Ready: {}", summary(&before));
 
-    match client.vm_config(&node, vmid).await {
-        Err(PveError::ConfigNotFound { .. }) => {
-            println!("8. VM {vmid} is gone (config read answers 'does not exist')")
-        }
-        Ok(_) => bail!("VM {vmid} still exists after destroy"),
-        Err(err) => return Err(err).context("re-reading the destroyed VM"),
-    }
-    Ok(())
-}
-
-/// The first VMID of the range that PVE reports free.
-async fn allocate_vmid(client: &PveClient) -> anyhow::Result<VmId> {
-    for id in VMID_RANGE {
-        let vmid = VmId::new(id)?;
-        if client.vmid_is_free(vmid).await? {
-            return Ok(vmid);
-        }
-    }
-    bail!("no free VMID in {VMID_RANGE:?}")
-}
-
-/// Waits for a task and prints it: UPID, duration, exit status and log.
-async fn wait(client: &PveClient, step: &str, upid: Option<Upid>) -> anyhow::Result<()> {
-    let Some(upid) = upid else {
-        println!("{step}: done (PVE answered synchronously)");
-        return Ok(());
+    println!("\n== taint {VICTIM} as `reborn taint {VICTIM} --reason ...` would");
+    let request = TaintRequest {
+        reason: "demo: service identity read another tenant's documents".to_owned(),
+        severity: None,
+        ttl: None,
+        key: None,
     };
-    let started = Instant::now();
-    let status = client.wait_task(&upid, TASK_TIMEOUT).await?;
-    println!(
-        "{step}: {} in {:.1} s\n   task {upid}",
-        status.exitstatus.as_deref().unwrap_or("?"),
-        started.elapsed().as_secs_f64()
-    );
-    let log = client.task_log(&upid, 0, 0).await?;
-    for line in &log.lines {
-        println!("   | {}", line.t);
+    let _: serde_json::Value = client
+        .post_json(&format!("/v1/nodes/{VICTIM}/taint"), &request)
+        .await?;
+
+    println!("\n== the replacement, as it happens");
+    let after = wait_all_ready(client, Some((VICTIM, old_vmid))).await?;
+    let old = old_vmid.context("the tainted worker had an instance")?;
+    let promoted = wait_event(client, "Promoted", |_| true).await?;
+    wait_event(client, "Destroyed", |e| e.data["vmid"].as_u64() == Some(old)).await?;
+    println!("   all nodes Ready again, VM {old} destroyed: {}", summary(&after));
+    let recovery = promoted.data["recoverySeconds"]
+        .as_f64()
+        .map(|s| format!("{s:.2} s (taint → new instance Ready)"))
+        .unwrap_or_else(|| "not recorded".to_owned());
+    Ok(recovery)
+}
+
+/// Polls the node list until every node is Ready (and, if asked, `changed` has a new vmid).
+/// Returns node → current vmid.
+async fn wait_all_ready(
+    client: &Client,
+    changed: Option<(&str, Option<u64>)>,
+) -> anyhow::Result<BTreeMap<String, Option<u64>>> {
+    loop {
+        let list: ResourceList = client.get("/v1/nodes").await?;
+        let mut vmids = BTreeMap::new();
+        let mut all_ready = !list.items.is_empty();
+        for node in &list.items {
+            let ready = node.status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            all_ready &= ready;
+            vmids.insert(node.name.clone(), node.instance.as_ref().map(|i| u64::from(i.vmid)));
+        }
+        let replaced = match changed {
+            Some((name, old)) => vmids.get(name).copied().flatten().is_some_and(|v| Some(v) != old),
+            None => true,
+        };
+        if all_ready && replaced {
+            return Ok(vmids);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(())
+}
+
+/// Waits for an event of `kind` about the tainted node that satisfies `accept`.
+async fn wait_event(
+    client: &Client,
+    kind: &str,
+    accept: impl Fn(&store::Event) -> bool,
+) -> anyhow::Result<store::Event> {
+    loop {
+        let list: EventList = client
+            .get_query("/v1/events", &[("node", VICTIM), ("kind", kind)])
+            .await?;
+        if let Some(event) = list.items.into_iter().find(|e| accept(e)) {
+            return Ok(event);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn summary(vmids: &BTreeMap<String, Option<u64>>) -> String {
+    vmids
+        .iter()
+        .map(|(n, v)| format!("{n}=VM {}", v.map_or("-".to_owned(), |v| v.to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Prints every event as the operator records it.
+async fn print_events(client: Client) {
+    let result = client
+        .stream_lines("/v1/events", &[("follow", "1")], |line| {
+            if let Ok(event) = serde_json::from_str::<store::Event>(line) {
+                println!(
+                    "   {} {:<10} {:<22} {}",
+                    event.at.format("%H:%M:%S%.3f"),
+                    event.node.as_deref().unwrap_or("-"),
+                    event.kind,
+                    event.message
+                );
+            }
+            true
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%err, "event stream ended");
+    }
+}
+
+/// The embedded jsonRAG manifests, adapted to the simulator: simulated VMs run no services, so
+/// TCP/HTTP probes are dropped and readiness is the guest agent alone (said on screen).
+fn demo_manifests() -> anyhow::Result<String> {
+    let mut text = String::new();
+    for (_, content) in JSONRAG {
+        text.push_str(content);
+        text.push_str("\n---\n");
+    }
+    let mut set = model::load_str("examples/jsonrag", &text)
+        .map_err(|d| anyhow::anyhow!("the embedded examples/jsonrag is invalid:\n{d}"))?;
+    for node in &mut set.nodes {
+        node.spec.readiness.tcp = None;
+        node.spec.readiness.http = None;
+    }
+    println!("demo: examples/jsonrag with TCP/HTTP readiness probes dropped (simulated VMs serve nothing)");
+    Ok(set.to_yaml()?)
+}
+
+/// The gold templates named by examples/jsonrag/gold-images.yaml, on shared storage so clones
+/// can land on either PVE node.
+fn jsonrag_templates() -> Vec<TemplateConfig> {
+    [(9001, "jsonrag-ingress"), (9002, "jsonrag-worker")]
+        .into_iter()
+        .map(|(vmid, name)| TemplateConfig {
+            vmid,
+            name: name.to_owned(),
+            storage: "shared".to_owned(),
+            config: [
+                ("agent".to_owned(), "1".to_owned()),
+                ("description".to_owned(), format!("{name} gold image")),
+            ]
+            .into_iter()
+            .collect(),
+            ..TemplateConfig::default()
+        })
+        .collect()
+}
+
+/// A random value for the demo's API token (not a secret worth protecting: the API lives as
+/// long as the demo, on loopback).
+fn rand_token() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (u128::from(h.finish()) << 64) | u128::from(std::collections::hash_map::RandomState::new().build_hasher().finish())
 }
