@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use pve_client::{CertFingerprint, Secret, TlsMode};
 use serde::{Deserialize, Serialize};
 
+use crate::api::audit_ingest::AuditIngestAuth;
 use crate::api::auth::{ApiToken, Role, TokenSet};
+use crate::api::webhook::WebhookAuth;
 
 /// The default API listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
@@ -35,10 +37,10 @@ pub struct DaemonConfig {
     /// Cerbos audit-log sources that feed TaintPolicies.
     #[serde(default)]
     pub audit: AuditConfig,
-    /// The taint webhook (for monitoring such as Zabbix). Not implemented yet: must be absent or
-    /// `null`; the field is reserved so configs written for later versions fail loudly.
+    /// The taint webhook for monitoring such as Zabbix (`POST /v1/hooks/taint`). Absent: the
+    /// webhook refuses every request (401).
     #[serde(default)]
-    pub webhook: Option<serde_json::Value>,
+    pub webhook: Option<WebhookConfig>,
     /// How often the controller runs a pass when nothing wakes it. Default 30 s.
     #[serde(default = "default_resync")]
     pub resync_period: model::Duration,
@@ -206,12 +208,85 @@ pub struct ApiTokenConfig {
 }
 
 /// Cerbos audit-log sources.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines files written by Cerbos' file audit backend (rotation is followed).
     #[serde(default)]
     pub sources: Vec<AuditSource>,
+    /// Tokens that may only ship NDJSON batches to `POST /v1/audit/cerbos` (operator-role API
+    /// tokens may too). For log shippers next to remote PDPs.
+    #[serde(default)]
+    pub ingest_tokens: Vec<NamedSecretConfig>,
+    /// Largest accepted NDJSON batch in bytes. Default 8 MiB.
+    #[serde(default = "default_ingest_body")]
+    pub max_ingest_bytes: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            sources: Vec::new(),
+            ingest_tokens: Vec::new(),
+            max_ingest_bytes: DEFAULT_MAX_INGEST_BYTES,
+        }
+    }
+}
+
+/// The default size limit of one NDJSON batch on `POST /v1/audit/cerbos`: 8 MiB.
+pub const DEFAULT_MAX_INGEST_BYTES: usize = 8 * 1024 * 1024;
+
+fn default_ingest_body() -> usize {
+    DEFAULT_MAX_INGEST_BYTES
+}
+
+/// A named credential (a webhook token or HMAC key, an ingest token). The name is recorded as
+/// the author of what the credential does; it is never secret.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedSecretConfig {
+    /// Who holds it, e.g. `zabbix`.
+    pub name: String,
+    /// Where the value comes from.
+    pub secret: SecretSource,
+}
+
+/// The taint webhook (`POST /v1/hooks/taint`). Its credentials are separate from the API's
+/// tokens and can do nothing but add taints with source `webhook`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Bearer tokens (`Authorization: Bearer <token>`).
+    #[serde(default)]
+    pub tokens: Vec<NamedSecretConfig>,
+    /// HMAC-SHA256 keys (`X-Reborn-Signature: sha256=<hex>` over the body, or over
+    /// `<timestamp>.<body>` with `X-Reborn-Timestamp`).
+    #[serde(default)]
+    pub hmac_keys: Vec<NamedSecretConfig>,
+    /// Refuse signed requests without `X-Reborn-Timestamp` (replay protection). Default true.
+    #[serde(default = "yes")]
+    pub require_timestamp: bool,
+    /// How far a signed timestamp may be from the operator's clock. Default 5 minutes.
+    #[serde(default = "default_webhook_skew")]
+    pub max_skew: model::Duration,
+    /// Largest accepted body in bytes. Default 64 KiB.
+    #[serde(default = "default_webhook_body")]
+    pub max_body_bytes: usize,
+    /// Expiry of webhook taints that do not ask for one. Default: none (cleared by a person
+    /// or by the replacement).
+    #[serde(default)]
+    pub default_ttl: Option<model::Duration>,
+}
+
+/// The default body limit of the webhook: 64 KiB.
+pub const DEFAULT_WEBHOOK_BODY_BYTES: usize = 64 * 1024;
+
+fn default_webhook_skew() -> model::Duration {
+    model::Duration::from_secs(300).expect("300 s is a valid duration")
+}
+
+fn default_webhook_body() -> usize {
+    DEFAULT_WEBHOOK_BODY_BYTES
 }
 
 /// One audit-log file.
@@ -343,6 +418,10 @@ pub struct ResolvedConfig {
     pub pve_tls: TlsMode,
     /// The API's tokens.
     pub api_tokens: TokenSet,
+    /// The webhook's credentials and limits (empty when `webhook` is absent: every call 401).
+    pub webhook: WebhookAuth,
+    /// Who may ship audit batches besides operator tokens, and the batch size limit.
+    pub audit_ingest: AuditIngestAuth,
     /// The original config (secrets in it are only references, except inline ones, which its
     /// `Debug` redacts).
     pub config: DaemonConfig,
@@ -353,7 +432,7 @@ impl DaemonConfig {
     ///
     /// # Errors
     /// The first problem found: a malformed endpoint, a TLS conflict, a token without a name,
-    /// duplicate token names, a webhook section (not supported yet), or an unreadable secret.
+    /// duplicate token names, a bad webhook or ingest credential, or an unreadable secret.
     pub fn resolve(&self) -> Result<ResolvedConfig, ConfigError> {
         if !(self.pve.endpoint.starts_with("https://") || self.pve.endpoint.starts_with("http://"))
         {
@@ -366,12 +445,6 @@ impl DaemonConfig {
             return Err(ConfigError::Invalid {
                 field: "pve.tokenId",
                 reason: "must not be empty".to_owned(),
-            });
-        }
-        if self.webhook.as_ref().is_some_and(|w| !w.is_null()) {
-            return Err(ConfigError::Invalid {
-                field: "webhook",
-                reason: "the webhook is not supported by this version yet".to_owned(),
             });
         }
         if self.api.max_body_bytes < 1024 {
@@ -408,14 +481,98 @@ impl DaemonConfig {
         if tokens.is_empty() {
             tracing::warn!("api.tokens is empty: every API call except /healthz will be refused");
         }
+        let webhook = match &self.webhook {
+            None => WebhookAuth::default(),
+            Some(w) => w.resolve(self.allow_inline_secrets)?,
+        };
+        let audit_ingest = self.audit.resolve_ingest(self.allow_inline_secrets)?;
         Ok(ResolvedConfig {
             pve_endpoint: self.pve.endpoint.clone(),
             pve_token_id: self.pve.token_id.clone(),
             pve_token_secret,
             pve_tls,
             api_tokens: TokenSet::new(tokens),
+            webhook,
+            audit_ingest,
             config: self.clone(),
         })
+    }
+}
+
+/// Resolves a list of named secrets, refusing empty or duplicate names.
+fn resolve_named(
+    field: &'static str,
+    list: &[NamedSecretConfig],
+    allow_inline: bool,
+) -> Result<Vec<(String, Secret)>, ConfigError> {
+    let mut out: Vec<(String, Secret)> = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        if c.name.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: format!("entry {i} has an empty name"),
+            });
+        }
+        if out.iter().any(|(n, _)| *n == c.name) {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: format!("name {:?} is used twice", c.name),
+            });
+        }
+        let secret = c
+            .secret
+            .resolve(&format!("{field}[{i}].secret"), allow_inline)?;
+        out.push((c.name.clone(), secret));
+    }
+    Ok(out)
+}
+
+impl WebhookConfig {
+    /// Reads the webhook's secrets.
+    ///
+    /// # Errors
+    /// An unreadable secret, an empty or duplicate name, an HMAC key shorter than 16 bytes, or
+    /// a body limit under 1 KiB.
+    pub fn resolve(&self, allow_inline: bool) -> Result<WebhookAuth, ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "webhook.maxBodyBytes",
+                reason: "must be at least 1024".to_owned(),
+            });
+        }
+        let tokens = resolve_named("webhook.tokens", &self.tokens, allow_inline)?;
+        let keys = resolve_named("webhook.hmacKeys", &self.hmac_keys, allow_inline)?;
+        if let Some((name, _)) = keys.iter().find(|(_, k)| k.expose().len() < 16) {
+            return Err(ConfigError::Invalid {
+                field: "webhook.hmacKeys",
+                reason: format!("key {name:?} is shorter than 16 bytes"),
+            });
+        }
+        if tokens.is_empty() && keys.is_empty() {
+            tracing::warn!("webhook has no tokens and no hmacKeys: every webhook call is refused");
+        }
+        Ok(WebhookAuth::new(tokens, keys)
+            .require_timestamp(self.require_timestamp)
+            .max_skew(self.max_skew.to_std())
+            .max_body_bytes(self.max_body_bytes)
+            .default_ttl(self.default_ttl.map(|d| d.to_std())))
+    }
+}
+
+impl AuditConfig {
+    /// Reads the ingest tokens.
+    ///
+    /// # Errors
+    /// An unreadable secret, an empty or duplicate name, or a batch limit under 1 KiB.
+    pub fn resolve_ingest(&self, allow_inline: bool) -> Result<AuditIngestAuth, ConfigError> {
+        if self.max_ingest_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "audit.maxIngestBytes",
+                reason: "must be at least 1024".to_owned(),
+            });
+        }
+        let tokens = resolve_named("audit.ingestTokens", &self.ingest_tokens, allow_inline)?;
+        Ok(AuditIngestAuth::new(tokens, self.max_ingest_bytes))
     }
 }
 

@@ -1,11 +1,13 @@
 //! The operator HTTP API (axum): apply, get/list, delete, taint/untaint, describe, events (with
-//! a follow stream), plan, breaker, `/metrics` and `/healthz`.
+//! a follow stream), plan, breaker, the taint webhook, Cerbos audit ingestion, `/metrics` and
+//! `/healthz`.
 //!
 //! Start with [`ApiState`], [`router`] and [`serve`]. Every route except `/healthz` needs
 //! `Authorization: Bearer <token>`; reads need role `viewer`, writes role `operator`. Every
 //! error is JSON ([`wire::ErrorBody`]). Writes go to the store and then wake the controller.
 //! See `docs/api.md`.
 
+pub mod audit_ingest;
 pub mod auth;
 mod body;
 mod controller;
@@ -15,6 +17,7 @@ mod events;
 mod manifests;
 mod resources;
 mod taints;
+pub mod webhook;
 pub mod wire;
 
 use std::future::Future;
@@ -30,8 +33,10 @@ use store::{Clock, Store, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use self::audit_ingest::AuditIngest;
 use self::auth::{Caller, Role, TokenSet};
 use self::error::ApiError;
+use self::webhook::WebhookAuth;
 use crate::ControllerHandle;
 use crate::metrics::Metrics;
 
@@ -60,6 +65,8 @@ struct Inner {
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     options: ApiOptions,
+    webhook: WebhookAuth,
+    audit: AuditIngest,
     shutdown: watch::Sender<bool>,
 }
 
@@ -114,37 +121,67 @@ impl ApiState {
                 metrics,
                 clock,
                 options,
+                webhook: WebhookAuth::default(),
+                audit: AuditIngest::default(),
                 shutdown,
             }),
+        }
+    }
+
+    /// A copy of this state (with a fresh shutdown channel) changed by `f`.
+    fn rebuild(&self, f: impl FnOnce(&mut Inner)) -> Self {
+        let i = &self.inner;
+        let (shutdown, _) = watch::channel(false);
+        let mut inner = Inner {
+            store: i.store.clone(),
+            controller: i.controller.clone(),
+            tokens: i.tokens.clone(),
+            metrics: i.metrics.clone(),
+            clock: i.clock.clone(),
+            options: i.options,
+            webhook: i.webhook.clone(),
+            audit: i.audit.clone(),
+            shutdown,
+        };
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
     /// The same state with another clock (taint times, relative `since`); tests and the demo.
     #[must_use]
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        let i = &self.inner;
-        Self::build(
-            i.store.clone(),
-            i.controller.clone(),
-            i.tokens.clone(),
-            i.metrics.clone(),
-            clock,
-            i.options,
-        )
+        self.rebuild(|i| i.clock = clock)
     }
 
     /// The same state with other options.
     #[must_use]
     pub fn with_options(self, options: ApiOptions) -> Self {
-        let i = &self.inner;
-        Self::build(
-            i.store.clone(),
-            i.controller.clone(),
-            i.tokens.clone(),
-            i.metrics.clone(),
-            i.clock.clone(),
-            options,
-        )
+        self.rebuild(|i| i.options = options)
+    }
+
+    /// The same state with the taint webhook's credentials (`POST /v1/hooks/taint`). Without
+    /// them every webhook call is refused.
+    #[must_use]
+    pub fn with_webhook(self, webhook: WebhookAuth) -> Self {
+        self.rebuild(|i| i.webhook = webhook)
+    }
+
+    /// The same state with this audit ingestion (`POST /v1/audit/cerbos`): its dedicated
+    /// tokens, size limit and learned addresses. By default only operator tokens may ingest,
+    /// up to 8 MiB per batch.
+    #[must_use]
+    pub fn with_audit_ingest(self, audit: AuditIngest) -> Self {
+        self.rebuild(|i| i.audit = audit)
+    }
+
+    pub(crate) fn webhook(&self) -> &WebhookAuth {
+        &self.inner.webhook
+    }
+
+    pub(crate) fn audit(&self) -> &AuditIngest {
+        &self.inner.audit
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
@@ -226,8 +263,14 @@ pub fn router(state: ApiState) -> Router {
     } else {
         Router::new().route("/metrics", get(metrics_text))
     };
+    // These two authenticate inside the handler: the webhook with its own credentials only,
+    // the audit ingest with an ingest token or an operator token.
+    let hooks = Router::new()
+        .route("/v1/hooks/taint", post(webhook::taint))
+        .route("/v1/audit/cerbos", post(audit_ingest::cerbos));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(hooks)
         .merge(reads)
         .merge(writes)
         .merge(metrics)
