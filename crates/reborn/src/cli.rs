@@ -48,6 +48,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Show the circuit breaker, or release it.
     Breaker(BreakerArgs),
+    /// Gold images: make a signing key, attest an image, verify an attestation, register it on a template.
+    Gold(crate::cmd::gold::GoldArgs),
 }
 
 /// How client commands reach the daemon and print results.

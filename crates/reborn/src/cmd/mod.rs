@@ -12,6 +12,7 @@ mod demo;
 mod describe;
 mod events;
 mod get;
+pub mod gold;
 mod plan;
 mod run;
 mod schema;
@@ -49,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => client_command(&args.client, |c| plan::run(c, &args)),
         Command::Events(args) => client_command(&args.client, |c| events::run(c, &args)),
         Command::Breaker(args) => client_command(&args.client, |c| breaker::run(c, &args)),
+        Command::Gold(args) => gold::run(args),
     }
 }
 
