@@ -7,6 +7,7 @@ mod fleet;
 use std::time::{Duration, Instant};
 
 use operator::{Controller, ControllerConfig};
+use store::Store;
 
 fn main() {
     let n: u32 = std::env::var("FLEET_SIZE")
@@ -48,6 +49,25 @@ fn main() {
             assert_eq!(admin.total_requests(), 1, "{:?}", admin.request_counts());
         }
         times.sort();
+        // Where a pass spends its time: the parts measured alone.
+        let pve = fleet::client(&f.sim);
+        let t = Instant::now();
+        let listing = pve.cluster_vms().await.expect("listing");
+        let listing_time = t.elapsed();
+        let t = Instant::now();
+        let nodes = f.store.list("Node").expect("list");
+        let list_time = t.elapsed();
+        let t = Instant::now();
+        let instances = f.store.instances(None).expect("instances");
+        let instances_time = t.elapsed();
+        println!(
+            "parts: GET /cluster/resources ({} VMs, simulator in-process) {listing_time:?}; \
+             store list of {} nodes {list_time:?} (twice per pass: plan and status); \
+             store instances ({}) {instances_time:?}",
+            listing.len(),
+            nodes.items.len(),
+            instances.len()
+        );
         println!(
             "steady pass over {n} VMs: median {:?}, min {:?}, max {:?}; PVE requests per pass: 1",
             times[times.len() / 2],

@@ -303,3 +303,70 @@ pub fn templates(gold_images: &[GoldImage], vms: &[ObservedVm]) -> Vec<TemplateS
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, serde_json::Value)]) -> VmConfig {
+        let mut values = serde_json::Map::new();
+        for (k, v) in pairs {
+            values.insert((*k).to_owned(), v.clone());
+        }
+        serde_json::from_value(serde_json::Value::Object(values)).expect("config")
+    }
+
+    #[test]
+    fn live_managed_keys_are_read_back_from_a_config() {
+        let cfg = config(&[
+            ("cores", serde_json::json!(2)),
+            ("memory", serde_json::json!("2048")),
+            (
+                "net0",
+                serde_json::json!("virtio=BC:24:11:00:00:01,bridge=vmbr0"),
+            ),
+            (
+                "ipconfig0",
+                serde_json::json!("gw=10.0.10.1,ip=10.0.10.21/24"),
+            ),
+            ("ciuser", serde_json::json!("app")),
+            ("tags", serde_json::json!("reborn-test;web")),
+        ]);
+        let m = managed_config(&cfg, "reborn-test").expect("parses");
+        assert_eq!(m.cores, 2);
+        assert_eq!(m.memory_mib, 2048);
+        assert_eq!(m.networks.len(), 1);
+        assert_eq!(m.networks[0].bridge.as_str(), "vmbr0");
+        assert_eq!(
+            m.networks[0].address.map(|a| a.to_string()).as_deref(),
+            Some("10.0.10.21/24")
+        );
+        assert_eq!(m.tags.len(), 1, "the ownership tag is not a managed tag");
+        assert_eq!(m.cloud_init.and_then(|c| c.user).as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn an_instance_is_isolated_only_when_every_nic_is_down() {
+        let op: OperatorId = "test".parse().expect("id");
+        let half = config(&[
+            (
+                "net0",
+                serde_json::json!("virtio=A,bridge=vmbr0,link_down=1"),
+            ),
+            ("net1", serde_json::json!("virtio=B,bridge=vmbr1")),
+        ]);
+        assert!(!owned_config(&half, &op).isolated);
+        let all = config(&[
+            (
+                "net0",
+                serde_json::json!("virtio=A,bridge=vmbr0,link_down=1"),
+            ),
+            (
+                "net1",
+                serde_json::json!("virtio=B,bridge=vmbr1,link_down=1"),
+            ),
+        ]);
+        assert!(owned_config(&all, &op).isolated);
+        assert!(!owned_config(&config(&[]), &op).isolated);
+    }
+}

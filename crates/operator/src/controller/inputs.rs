@@ -54,6 +54,7 @@ pub(crate) fn desired(store: &dyn Store) -> Result<Desired, StoreError> {
                     spec,
                 },
                 generation: r.generation,
+                spec_hash: None,
             })
         })
         .collect();
@@ -256,4 +257,47 @@ pub(crate) fn taints(store: &dyn Store, now: DateTime<Utc>) -> Result<Taints, St
         })
         .collect();
     Ok(Taints { active })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, node: &str, current: bool, secs: i64) -> store::InstanceRecord {
+        store::InstanceRecord {
+            instance_id: id.to_owned(),
+            node: node.to_owned(),
+            vmid: 100,
+            pve_node: "pve1".to_owned(),
+            name: node.to_owned(),
+            smbios_uuid: "u".to_owned(),
+            spec_hash: "h".to_owned(),
+            gold_digest: String::new(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
+            current,
+        }
+    }
+
+    #[test]
+    fn non_current_records_are_incoming_when_newer_and_retiring_when_older() {
+        let records = vec![
+            rec("old", "a", false, 1),
+            rec("cur", "a", true, 2),
+            rec("new", "a", false, 3),
+            rec("lonely", "b", false, 5),
+        ];
+        let roles: Vec<(InstanceRole, &str)> = roles(&records)
+            .into_iter()
+            .map(|(role, r)| (role, r.instance_id.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (InstanceRole::Retiring, "old"),
+                (InstanceRole::Current, "cur"),
+                (InstanceRole::Incoming, "new"),
+                (InstanceRole::Incoming, "lonely"),
+            ]
+        );
+    }
 }

@@ -26,6 +26,7 @@ pub use config::{BackoffConfig, BreakerConfig, ControllerConfig, ReadinessConfig
 
 use crate::executor::{ErrorClass, ExecError, Executed, Executor};
 use crate::handle::ControllerHandle;
+use crate::metrics::Metrics;
 use crate::observe::{self, Observer};
 use crate::readiness::{ReadinessTarget, wait_ready};
 use backoff::Backoff;
@@ -41,7 +42,7 @@ pub enum ControllerError {
     Config(#[source] planner::OperatorIdError),
     /// PVE could not be read; nothing was planned.
     #[error("reading PVE failed")]
-    Pve(#[source] pve_client::Error),
+    Pve(#[source] Box<pve_client::Error>),
     /// The store failed.
     #[error("store failed")]
     Store(#[source] store::StoreError),
@@ -73,6 +74,7 @@ pub(crate) struct Inner {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) active: AtomicUsize,
     pub(crate) idle: Notify,
+    pub(crate) metrics: std::sync::OnceLock<Metrics>,
 }
 
 /// Mutable controller state (never held across an await).
@@ -94,6 +96,9 @@ pub(crate) struct State {
     pub(crate) last_error: HashMap<String, String>,
     /// Recovery time of the last replacement per node, in seconds.
     pub(crate) recovery: HashMap<String, f64>,
+    /// Spec hashes by (node, generation, gold digest): hashing 10,000 specs every pass is
+    /// wasted work when nothing changed.
+    pub(crate) spec_hashes: HashMap<(String, u64, String), String>,
 }
 
 /// The reconcile loop. Build with [`Controller::new`], drive with [`Controller::run`] (or
@@ -145,12 +150,20 @@ impl Controller {
             permits,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            metrics: std::sync::OnceLock::new(),
         });
         inner.load_readiness();
         let handle: Arc<dyn ControllerHandle> = Arc::new(handle_impl::Handle {
             inner: inner.clone(),
         });
         Ok((Controller { inner }, handle))
+    }
+
+    /// Reports pass durations, actions, recovery times and the breaker to `metrics` (the
+    /// first call wins).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        let _ = self.inner.metrics.set(metrics);
+        self
     }
 
     /// Runs passes until `shutdown` resolves: woken by store changes, [`ControllerHandle::wake`],
@@ -278,6 +291,35 @@ impl Inner {
         p
     }
 
+    /// Fills each node's spec hash from the cache (computing the missing ones).
+    fn fill_spec_hashes(&self, desired: &mut planner::Desired) {
+        let digests: HashMap<&str, &model::Sha256Digest> = desired
+            .gold_images
+            .iter()
+            .map(|g| (g.name().as_str(), &g.spec.digest))
+            .collect();
+        let mut s = self.lock();
+        let mut used = HashSet::new();
+        for dn in &mut desired.nodes {
+            let Some(digest) = digests.get(dn.node.spec.gold_image.as_str()) else {
+                continue;
+            };
+            let key = (
+                dn.node.name().as_str().to_owned(),
+                dn.generation,
+                digest.to_string(),
+            );
+            let hash = s
+                .spec_hashes
+                .entry(key.clone())
+                .or_insert_with(|| planner::spec_hash(&dn.node.spec, digest))
+                .clone();
+            used.insert(key);
+            dn.spec_hash = Some(hash);
+        }
+        s.spec_hashes.retain(|k, _| used.contains(k));
+    }
+
     /// Restores readiness results recorded in node status (so a restart does not re-probe).
     fn load_readiness(&self) {
         let Ok(listing) = self.store.list(inputs::NODE_KIND) else {
@@ -307,7 +349,8 @@ impl Inner {
     > {
         let now = Utc::now();
         let store = self.store.as_ref();
-        let desired = inputs::desired(store).map_err(ControllerError::Store)?;
+        let mut desired = inputs::desired(store).map_err(ControllerError::Store)?;
+        self.fill_spec_hashes(&mut desired);
         let window = chrono::Duration::seconds(self.config.breaker.window_secs as i64);
         let records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
         let taints = inputs::taints(store, now).map_err(ControllerError::Store)?;
@@ -322,7 +365,7 @@ impl Inner {
             .observer
             .observe(&known, &ready)
             .await
-            .map_err(ControllerError::Pve)?;
+            .map_err(|e| ControllerError::Pve(Box::new(e)))?;
         let templates = observe::templates(&desired.gold_images, &obs.vms);
         let cached = self.lock().pve_nodes.clone();
         let mut observed = planner::Observed {
@@ -338,7 +381,7 @@ impl Inner {
                 .observer
                 .pve_nodes()
                 .await
-                .map_err(ControllerError::Pve)?;
+                .map_err(|e| ControllerError::Pve(Box::new(e)))?;
             self.lock().pve_nodes = Some((Instant::now(), nodes.clone()));
             observed.pve_nodes = nodes;
             plan = planner::plan(&desired, &observed, &records, &taints, &policy, now);
@@ -360,6 +403,10 @@ impl Inner {
         let mut report = PassReport::default();
         let mut recovering = HashSet::new();
         for entry in stale {
+            if !self.lock().backoff.ready(&entry.node) {
+                recovering.insert(entry.node.clone());
+                continue;
+            }
             if recovering.insert(entry.node.clone()) {
                 let node = entry.node.clone();
                 if self.try_spawn(&node, "recover", Work::Recover(entry)) {
@@ -451,6 +498,10 @@ impl Inner {
             elapsed_ms = pass_started.elapsed().as_millis() as u64,
             "reconcile pass"
         );
+        if let Some(m) = self.metrics.get() {
+            m.observe_pass(pass_started.elapsed());
+            m.breaker(plan.breaker.is_tripped());
+        }
         self.lock().last_plan = Some(plan);
         Ok(report)
     }
@@ -502,6 +553,13 @@ impl Inner {
                     let result = self.executor.execute(&action).await;
                     if let Some(v) = touched {
                         self.observer.invalidate(v);
+                    }
+                    if let Some(m) = self.metrics.get() {
+                        let outcome = match &result {
+                            Ok(_) => "ok",
+                            Err(e) => e.class().as_str(),
+                        };
+                        m.action(action.kind.verb(), outcome);
                     }
                     if matches!(action.kind, ActionKind::PromoteIncoming { .. }) && result.is_ok() {
                         self.remember_recovery(node);
@@ -671,6 +729,9 @@ impl Inner {
             .and_then(|e| e.data["recoverySeconds"].as_f64())
         {
             self.lock().recovery.insert(node.to_owned(), secs);
+            if let Some(m) = self.metrics.get() {
+                m.recovery(secs);
+            }
         }
     }
 
@@ -699,6 +760,8 @@ fn readiness_needed(
     observed: &planner::Observed,
     inner: &Inner,
 ) -> Vec<(String, String, u32, String)> {
+    let vms: HashMap<model::VmId, &planner::ObservedVm> =
+        observed.vms.iter().map(|v| (v.vmid, v)).collect();
     let s = inner.lock();
     records
         .instances
@@ -706,9 +769,8 @@ fn readiness_needed(
         .filter(|r| r.role != planner::InstanceRole::Retiring)
         .filter(|r| s.ready.get(&r.instance_id) != Some(&true))
         .filter(|r| {
-            observed.vms.iter().any(|vm| {
-                vm.vmid == r.vmid
-                    && vm.status == planner::VmStatus::Running
+            vms.get(&r.vmid).is_some_and(|vm| {
+                vm.status == planner::VmStatus::Running
                     && vm.config.as_ref().is_some_and(|c| {
                         !c.isolated
                             && c.marker

@@ -1,7 +1,7 @@
 //! Node status: conditions (Ready, Tainted, Drifted, Replacing, Held), observedGeneration, the
 //! instance, written to the store only when it changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use planner::{Desired, InstanceRole, Observed, Plan, Reason, Records, VmStatus};
 use serde_json::{Value, json};
@@ -30,20 +30,29 @@ pub(crate) fn write_all(
         .iter()
         .map(|r| (r.key.name.as_str(), &r.status))
         .collect();
+    // Indexes: one pass over 10,000 nodes must stay linear.
+    let mut by_role: BTreeMap<(&str, InstanceRole), &planner::InstanceRecord> = BTreeMap::new();
+    for r in &records.instances {
+        by_role.entry((r.node.as_str(), r.role)).or_insert(r);
+    }
+    let vms: HashMap<model::VmId, &planner::ObservedVm> =
+        observed.vms.iter().map(|v| (v.vmid, v)).collect();
+    let mut planned: HashSet<&str> = HashSet::new();
+    for a in &plan.actions {
+        planned.insert(a.node.as_str());
+    }
+    for h in &plan.holds {
+        planned.insert(h.node.as_str());
+    }
     let state = inner.lock();
     let mut writes = Vec::new();
     for dn in &desired.nodes {
         let name = dn.node.name().as_str();
         let mine = |n: &model::NodeName| n.as_str() == name;
-        let current = records
-            .instances
-            .iter()
-            .find(|r| mine(&r.node) && r.role == InstanceRole::Current);
-        let incoming = records
-            .instances
-            .iter()
-            .find(|r| mine(&r.node) && r.role == InstanceRole::Incoming);
-        let vm = current.and_then(|c| observed.vms.iter().find(|v| v.vmid == c.vmid));
+        let current = by_role.get(&(name, InstanceRole::Current)).copied();
+        let incoming = by_role.get(&(name, InstanceRole::Incoming)).copied();
+        let vm = current.and_then(|c| vms.get(&c.vmid).copied());
+        let in_plan = planned.contains(name);
         let running = vm.is_some_and(|v| v.status == VmStatus::Running);
         let ready =
             current.is_some_and(|c| state.ready.get(&c.instance_id) == Some(&true)) && running;
@@ -55,7 +64,7 @@ pub(crate) fn write_all(
             .chain(
                 plan.holds
                     .iter()
-                    .filter(|h| mine(&h.node))
+                    .filter(|h| in_plan && mine(&h.node))
                     .map(|h| &h.reason),
             )
             .collect();
@@ -66,7 +75,7 @@ pub(crate) fn write_all(
             .iter()
             .find(|r| matches!(r, Reason::SpecChanged { .. } | Reason::ConfigEdited { .. }));
         let replacing = incoming.is_some()
-            || plan.actions.iter().any(|a| {
+            || in_plan && plan.actions.iter().any(|a| {
                 mine(&a.node)
                     && matches!(&a.kind, planner::ActionKind::Create(c) if c.role == InstanceRole::Incoming)
             });
@@ -78,7 +87,7 @@ pub(crate) fn write_all(
             .chain(
                 plan.holds
                     .iter()
-                    .filter(|h| mine(&h.node))
+                    .filter(|h| in_plan && mine(&h.node))
                     .map(|h| format!("{} blocked by {:?}", h.wanted, h.blocked_by)),
             )
             .collect();

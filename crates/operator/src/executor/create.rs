@@ -106,7 +106,7 @@ impl Executor {
                             node: node.to_owned(),
                             vmid,
                             step: "clone",
-                            source: e,
+                            source: Box::new(e),
                         };
                         self.fail(&entry, &err, release());
                         return Err(err);
@@ -140,7 +140,7 @@ impl Executor {
                         node: node.to_owned(),
                         vmid,
                         step: "clone",
-                        source: other,
+                        source: Box::new(other),
                     },
                 };
                 self.fail(&entry, &err, release());
@@ -172,7 +172,7 @@ impl Executor {
                     node: node.to_owned(),
                     vmid,
                     step: "clone",
-                    source: e,
+                    source: Box::new(e),
                 };
                 // PVE rolls a failed clone back; release the lease only once it is gone.
                 // Anything else (a wait that timed out) leaves the intent for the next pass.
@@ -207,7 +207,7 @@ impl Executor {
             node: node.to_owned(),
             vmid,
             step,
-            source,
+            source: Box::new(source),
         };
         let live = self
             .client
@@ -408,7 +408,7 @@ impl Executor {
 
     fn is_configured(&self, cfg: &VmConfig, c: &CreateInstance) -> bool {
         let tag = self.operator.ownership_tag();
-        cfg.tags().iter().any(|t| *t == tag)
+        cfg.tags().contains(&tag)
             && cfg.description().as_deref().map(str::trim) == Some(c.config.description.trim())
     }
 }

@@ -97,7 +97,7 @@ impl Executor {
             node: node.to_owned(),
             vmid,
             step,
-            source,
+            source: Box::new(source),
         };
 
         // Stop → wait (a running VM refuses destroy; not waiting orphans it).
@@ -182,14 +182,9 @@ impl Executor {
         self.record_upid(&entry, upid.as_ref());
         let timeout = self.tasks_timeout(self.config.tasks.destroy_ms);
         if let Err(e) = self.client.wait_task_opt(upid.as_ref(), timeout).await {
+            let failed = matches!(e, pve_client::Error::TaskFailed { .. });
             let err = pve_err("destroy", e);
-            if matches!(
-                err,
-                ExecError::Pve {
-                    source: pve_client::Error::TaskFailed { .. },
-                    ..
-                }
-            ) {
+            if failed {
                 self.fail(&entry, &err, restore_lease(leased, vmid));
             }
             return Err(err);
@@ -227,7 +222,7 @@ impl Executor {
             node: node.to_owned(),
             vmid,
             step,
-            source,
+            source: Box::new(source),
         };
         let cfg = match self.client.vm_config(n, v).await {
             Ok(cfg) => cfg,
@@ -285,7 +280,7 @@ fn identity_mismatch(
         problems.push(format!("SMBIOS uuid {uuid:?} != {:?}", id.smbios_uuid));
     }
     let tag = exec.operator.ownership_tag();
-    if !cfg.tags().iter().any(|t| *t == tag) {
+    if !cfg.tags().contains(&tag) {
         problems.push(format!("ownership tag {tag} missing"));
     }
     match cfg

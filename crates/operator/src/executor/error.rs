@@ -36,7 +36,7 @@ pub enum ExecError {
         step: &'static str,
         /// The PVE error.
         #[source]
-        source: pve_client::Error,
+        source: Box<pve_client::Error>,
     },
     /// The store failed.
     #[error("store write for node {node}")]
@@ -116,22 +116,30 @@ impl ExecError {
                 "clone" | "create" => ErrorClass::Transient,
                 other => ErrorClass::Hold(format!("VM {vmid} is locked ({other})")),
             },
-            ExecError::Pve {
-                source: pve_client::Error::Locked { reason, .. },
-                vmid,
-                ..
-            } => match reason.as_str() {
-                "clone" | "create" => ErrorClass::Transient,
-                other => ErrorClass::Hold(format!("VM {vmid} is locked ({other})")),
+            ExecError::Pve { source, vmid, .. } => match &**source {
+                pve_client::Error::Locked { reason, .. }
+                    if !matches!(reason.as_str(), "clone" | "create") =>
+                {
+                    ErrorClass::Hold(format!("VM {vmid} is locked ({reason})"))
+                }
+                _ => ErrorClass::Transient,
             },
             ExecError::VmidTaken { .. } => ErrorClass::Replan,
             ExecError::IdentityMismatch { vmid, mismatch, .. } => {
                 ErrorClass::Hold(format!("identity of VM {vmid} not proven: {mismatch}"))
             }
             ExecError::Invalid { what, .. } => ErrorClass::Hold(what.clone()),
-            ExecError::Pve { .. } | ExecError::Store { .. } | ExecError::OutcomeUnknown { .. } => {
-                ErrorClass::Transient
-            }
+            ExecError::Store { .. } | ExecError::OutcomeUnknown { .. } => ErrorClass::Transient,
+        }
+    }
+
+    /// A PVE error of `step` on `vmid` for `node`.
+    pub fn pve(node: &str, vmid: u32, step: &'static str, source: pve_client::Error) -> Self {
+        ExecError::Pve {
+            node: node.to_owned(),
+            vmid,
+            step,
+            source: Box::new(source),
         }
     }
 

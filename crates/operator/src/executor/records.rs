@@ -134,7 +134,13 @@ impl Executor {
             smbios_uuid: a.smbios_uuid.clone(),
             spec_hash: a.spec_hash.clone(),
             gold_digest: String::new(),
-            created_at: Utc::now(),
+            // Roles are derived from creation order (see docs/decisions/0007-executor.md):
+            // a retiring record must be older than the node's current one.
+            created_at: if a.role == InstanceRole::Retiring {
+                chrono::DateTime::<Utc>::UNIX_EPOCH
+            } else {
+                Utc::now()
+            },
             current: a.role == InstanceRole::Current,
         }));
         txn.push(Op::AppendEvent(event(

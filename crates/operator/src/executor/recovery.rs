@@ -67,7 +67,7 @@ impl Executor {
                 node: node.to_owned(),
                 vmid,
                 step: "re-read",
-                source,
+                source: Box::new(source),
             })?;
         let mut release = Vec::new();
         if self.holds_lease(node, vmid)? {
@@ -189,7 +189,7 @@ impl Executor {
                 node: node.to_owned(),
                 vmid,
                 step: "re-read",
-                source,
+                source: Box::new(source),
             }),
         }
     }

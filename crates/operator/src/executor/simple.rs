@@ -27,7 +27,7 @@ impl Executor {
                 node: node.to_owned(),
                 vmid,
                 step: "read config",
-                source,
+                source: Box::new(source),
             })?;
         let tag = self.operator.ownership_tag();
         if !self.marker_matches(&cfg, node, &r.instance_id) || !cfg.tags().contains(&tag) {
@@ -74,7 +74,7 @@ impl Executor {
                 node: node.to_owned(),
                 vmid,
                 step: "start",
-                source,
+                source: Box::new(source),
             };
             self.fail(&entry, &err, Vec::new());
             return Err(err);
@@ -129,7 +129,7 @@ impl Executor {
                 node: node.to_owned(),
                 vmid,
                 step: "stop",
-                source,
+                source: Box::new(source),
             };
             self.fail(&entry, &err, Vec::new());
             return Err(err);
@@ -190,7 +190,7 @@ impl Executor {
                             node: node.to_owned(),
                             vmid,
                             step: "isolate",
-                            source: other,
+                            source: Box::new(other),
                         },
                     };
                     self.fail(&entry, &err, Vec::new());

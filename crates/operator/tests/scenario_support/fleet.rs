@@ -38,7 +38,8 @@ spec:
 pub struct Fleet {
     pub sim: SimServer,
     pub store: Arc<SqliteStore>,
-    pub dir: tempfile::TempDir,
+    /// Keeps the store's directory alive.
+    pub _dir: tempfile::TempDir,
 }
 
 pub fn client(sim: &SimServer) -> PveClient {
@@ -159,5 +160,9 @@ pub async fn build(n: u32) -> Fleet {
         });
     }
     store.commit(txn).expect("records");
-    Fleet { sim, store, dir }
+    Fleet {
+        sim,
+        store,
+        _dir: dir,
+    }
 }

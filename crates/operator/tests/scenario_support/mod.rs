@@ -160,6 +160,10 @@ impl Harness {
     }
 
     pub fn taint(&self, node: &str, severity: Severity) {
+        self.taint_with(node, severity, serde_json::json!({}));
+    }
+
+    pub fn taint_with(&self, node: &str, severity: Severity, evidence: serde_json::Value) {
         self.store
             .add_taint(NewTaint {
                 node: node.to_owned(),
@@ -168,7 +172,7 @@ impl Harness {
                 source: TaintSource::Cli,
                 severity,
                 reason: "test taint".to_owned(),
-                evidence: serde_json::json!({}),
+                evidence,
                 created_at: chrono::Utc::now(),
                 created_by: "tester".to_owned(),
                 expires_at: None,
