@@ -17,7 +17,12 @@ async fn steady_state_pass_over_ten_thousand_vms_makes_exactly_one_pve_request()
     // First pass: a cold cache reads every owned VM's config once; nothing to do.
     let first = ctl.run_pass().await.expect("first pass");
     ctl.settle().await;
-    assert_eq!(first.planned, 0, "{}", ctl.last_plan().map(|p| p.to_string()).unwrap_or_default());
+    assert_eq!(
+        first.planned,
+        0,
+        "{}",
+        ctl.last_plan().map(|p| p.to_string()).unwrap_or_default()
+    );
     assert_eq!(first.config_reads, 10_000);
 
     let admin = f.sim.admin();
