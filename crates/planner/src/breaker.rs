@@ -1,9 +1,10 @@
 //! The circuit breaker: too many nodes tainted at once, or too many destroys in a window.
 
-use crate::inputs::{BreakerRecord, Desired, Policy, Records, Taint};
+use crate::fasthash::FastSet;
+use crate::inputs::{BreakerRecord, Policy, Records, Taint};
+use crate::view::View;
 use chrono::{DateTime, Utc};
 use model::TaintAction;
-use std::collections::HashSet;
 
 /// The breaker before this plan's destroys are counted.
 pub(crate) struct Before {
@@ -23,7 +24,7 @@ fn counting_since(records: &Records) -> Option<DateTime<Utc>> {
 
 /// Evaluates the recorded state and the taint rule.
 pub(crate) fn before(
-    desired: &Desired,
+    view: &View<'_>,
     records: &Records,
     taints: &[Taint],
     policy: &Policy,
@@ -51,51 +52,56 @@ pub(crate) fn before(
             destroys_in_window,
         };
     }
-    let tainted: HashSet<&str> = taints
+    let tainted: FastSet<&str> = taints
         .iter()
         .filter(|t| t.action != TaintAction::Report && t.instance_id.is_some())
         .filter(|t| since.is_none_or(|s| t.created_at >= s))
         .map(|t| t.node.as_str())
         .collect();
-    let mut groups: Vec<(String, Vec<&str>)> = desired
+    let not_tripped = Before {
+        tripped: None,
+        destroys_in_window,
+    };
+    // With no tainted node no group can trip (the count must exceed a share of the total).
+    if tainted.is_empty() {
+        return not_tripped;
+    }
+    let desired = view.desired;
+    let mut counts = vec![0u64; desired.budgets.len()];
+    let mut all = 0u64;
+    for dn in &desired.nodes {
+        if tainted.contains(dn.node.name().as_str()) {
+            all += 1;
+            for (count, b) in counts.iter_mut().zip(&desired.budgets) {
+                if b.spec.selector.matches(&dn.node.metadata.labels) {
+                    *count += 1;
+                }
+            }
+        }
+    }
+    let budget_groups = desired
         .budgets
         .iter()
-        .map(|b| {
-            let nodes = desired
-                .nodes
-                .iter()
-                .filter(|n| b.spec.selector.matches(&n.node.metadata.labels))
-                .map(|n| n.node.name().as_str())
-                .collect();
-            (format!("budget {}", b.name()), nodes)
-        })
-        .collect();
-    groups.push((
-        "all nodes".to_string(),
-        desired
-            .nodes
-            .iter()
-            .map(|n| n.node.name().as_str())
-            .collect(),
-    ));
+        .zip(&view.budget_nodes)
+        .zip(counts)
+        .map(|((b, &total), count)| (Some(b), u64::from(total), count));
+    let all_nodes = u64::try_from(desired.nodes.len()).unwrap_or(u64::MAX);
     let rule = &policy.breaker;
-    for (group, nodes) in groups {
-        let total = u64::try_from(nodes.len()).unwrap_or(u64::MAX);
-        let count = nodes.iter().filter(|n| tainted.contains(*n)).count();
-        let count = u64::try_from(count).unwrap_or(u64::MAX);
+    for (budget, total, count) in budget_groups.chain([(None, all_nodes, all)]) {
         if count >= u64::from(rule.min_tainted)
             && count.saturating_mul(100) > u64::from(rule.max_tainted_percent).saturating_mul(total)
         {
+            let group = match budget {
+                Some(b) => format!("budget {}", b.name()),
+                None => "all nodes".to_string(),
+            };
             return Before {
                 tripped: Some((format!("{count} of {total} nodes tainted ({group})"), true)),
                 destroys_in_window,
             };
         }
     }
-    Before {
-        tripped: None,
-        destroys_in_window,
-    }
+    not_tripped
 }
 
 /// The trip detail when this plan's destroys would exceed the window limit.

@@ -1,11 +1,13 @@
 //! Mutable accounting during one planning run: budgets, caps, clone slots, VMIDs and placement.
 
 use crate::fasthash::{FastMap, FastSet};
-use crate::inputs::{Desired, InFlightKind, Records};
+use crate::inputs::{InFlightKind, Records};
+use crate::machine::NodeState;
 use crate::output::BudgetUsage;
 use crate::reason::BlockedBy;
 use crate::view::View;
 use model::{Node, NodeName, PveNodeName, VmId, VmIdRange};
+use std::cell::OnceCell;
 
 /// One budget's counters.
 pub(crate) struct BudgetCount {
@@ -18,45 +20,34 @@ pub(crate) struct BudgetCount {
 /// Counters consumed as actions are planned.
 pub(crate) struct Capacity<'a> {
     pub budgets: Vec<BudgetCount>,
-    /// Budget indices per node.
-    pub node_budgets: FastMap<&'a NodeName, Vec<usize>>,
     pub replacements: u32,
     pub clones_on: FastMap<PveNodeName, u32>,
     pub clones_to: FastMap<String, u32>,
     /// VMIDs this plan creates.
     pub planned_vmids: FastSet<VmId>,
     pub planned_mib: FastMap<PveNodeName, u64>,
-    /// Instances per (role label, PVE node), for spreading.
-    pub spread: FastMap<(&'a str, &'a PveNodeName), u32>,
+    /// Instances per (role label, PVE node) of the node states, for spreading: built on the
+    /// first placement (a converged fleet places nothing).
+    spread_base: OnceCell<FastMap<(&'a str, &'a PveNodeName), u32>>,
+    /// Instances per (role label, PVE node) this plan creates.
+    spread: FastMap<(&'a str, &'a PveNodeName), u32>,
     pub destroys: u32,
 }
 
 impl<'a> Capacity<'a> {
-    pub fn new(desired: &'a Desired, records: &'a Records) -> Self {
-        let mut budgets: Vec<BudgetCount> = desired
+    pub fn new(view: &View<'a>, records: &'a Records) -> Self {
+        let budgets: Vec<BudgetCount> = view
+            .desired
             .budgets
             .iter()
-            .map(|b| BudgetCount {
+            .zip(&view.budget_nodes)
+            .map(|(b, &nodes)| BudgetCount {
                 name: b.name().to_string(),
-                nodes: 0,
+                nodes,
                 unavailable: 0,
                 max: b.spec.max_unavailable,
             })
             .collect();
-        let mut node_budgets: FastMap<&NodeName, Vec<usize>> = FastMap::default();
-        for dn in &desired.nodes {
-            let idx: Vec<usize> = desired
-                .budgets
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.spec.selector.matches(&dn.node.metadata.labels))
-                .map(|(i, _)| i)
-                .collect();
-            for &i in &idx {
-                budgets[i].nodes += 1;
-            }
-            node_budgets.insert(dn.node.name(), idx);
-        }
         let mut clones_on: FastMap<PveNodeName, u32> = FastMap::default();
         let mut clones_to: FastMap<String, u32> = FastMap::default();
         for f in &records.in_flight {
@@ -71,35 +62,34 @@ impl<'a> Capacity<'a> {
         }
         Capacity {
             budgets,
-            node_budgets,
             replacements: 0,
             clones_on,
             clones_to,
             planned_vmids: FastSet::default(),
             planned_mib: FastMap::default(),
+            spread_base: OnceCell::new(),
             spread: FastMap::default(),
             destroys: 0,
         }
     }
 
     /// The first budget that cannot take one more unavailable node, if any.
-    pub fn budget_block(&self, node: &NodeName) -> Option<BlockedBy> {
-        let idx = self.node_budgets.get(node)?;
-        idx.iter().map(|&i| &self.budgets[i]).find_map(|b| {
-            (b.unavailable + 1 > b.max).then(|| BlockedBy::Budget {
-                budget: b.name.clone(),
-                unavailable: b.unavailable,
-                max: b.max,
+    pub fn budget_block(&self, view: &View<'_>, node: &NodeName) -> Option<BlockedBy> {
+        view.budgets_of(node)
+            .map(|i| &self.budgets[i])
+            .find_map(|b| {
+                (b.unavailable + 1 > b.max).then(|| BlockedBy::Budget {
+                    budget: b.name.clone(),
+                    unavailable: b.unavailable,
+                    max: b.max,
+                })
             })
-        })
     }
 
     /// Counts the node as unavailable in every budget covering it.
-    pub fn mark_unavailable(&mut self, node: &NodeName) {
-        if let Some(idx) = self.node_budgets.get(node) {
-            for &i in idx {
-                self.budgets[i].unavailable += 1;
-            }
+    pub fn mark_unavailable(&mut self, view: &View<'_>, node: &NodeName) {
+        for i in view.budgets_of(node) {
+            self.budgets[i].unavailable += 1;
         }
     }
 
@@ -107,9 +97,9 @@ impl<'a> Capacity<'a> {
     /// and not planned.
     pub fn pick_vmid(&self, view: &View<'_>, range: &VmIdRange) -> Option<VmId> {
         range.iter().find(|v| {
-            !(view.vms.contains_key(v)
-                || view.leases.contains_key(v)
-                || view.record_vmids.contains(v)
+            !(view.has_vm(v)
+                || view.leases.contains(v)
+                || view.has_record(v)
                 || view.in_flight_vmids.contains(v)
                 || self.planned_vmids.contains(v))
         })
@@ -117,9 +107,15 @@ impl<'a> Capacity<'a> {
 
     /// The allowed PVE node for a new instance: online, enough free memory after this plan's
     /// other creates; fewest instances of the same role, then most free memory, then name.
-    pub fn pick_pve_node(&self, view: &View<'_>, node: &Node) -> Option<PveNodeName> {
+    pub fn pick_pve_node(
+        &self,
+        view: &View<'_>,
+        node: &Node,
+        states: &[NodeState<'a>],
+    ) -> Option<PveNodeName> {
         let need = node.spec.resources.memory.mib();
         let role = node.metadata.labels.get("role");
+        let base = self.spread_base.get_or_init(|| spread_of(states));
         node.spec
             .placement
             .pve_nodes
@@ -132,16 +128,18 @@ impl<'a> Capacity<'a> {
             })
             .min_by(|(a, fa), (b, fb)| {
                 let same = |n: &PveNodeName| {
-                    role.and_then(|r| self.spread.get(&(r.as_str(), n)))
-                        .copied()
-                        .unwrap_or(0)
+                    role.map_or(0, |r| {
+                        let key = (r.as_str(), n);
+                        base.get(&key).copied().unwrap_or(0)
+                            + self.spread.get(&key).copied().unwrap_or(0)
+                    })
                 };
                 (same(a), std::cmp::Reverse(*fa), *a).cmp(&(same(b), std::cmp::Reverse(*fb), *b))
             })
             .map(|(n, _)| n.clone())
     }
 
-    /// Records an instance of `node` on `pve_node` for spreading.
+    /// Records a new instance of `node` on `pve_node` for spreading.
     pub fn count_spread(&mut self, node: &'a Node, pve_node: &'a PveNodeName) {
         if let Some(role) = node.metadata.labels.get("role") {
             *self.spread.entry((role.as_str(), pve_node)).or_default() += 1;
@@ -160,4 +158,18 @@ impl<'a> Capacity<'a> {
             })
             .collect()
     }
+}
+
+/// Instances per (role label, PVE node) of the nodes' current and incoming instances.
+fn spread_of<'a>(states: &[NodeState<'a>]) -> FastMap<(&'a str, &'a PveNodeName), u32> {
+    let mut spread: FastMap<(&'a str, &'a PveNodeName), u32> = FastMap::default();
+    for st in states {
+        let Some(role) = st.dn.node.metadata.labels.get("role") else {
+            continue;
+        };
+        for l in [st.current, st.incoming].into_iter().flatten() {
+            *spread.entry((role.as_str(), &l.vm.pve_node)).or_default() += 1;
+        }
+    }
+    spread
 }

@@ -1,69 +1,48 @@
 //! VMs outside the declared nodes: deleted nodes' instances, unrecorded owned VMs (adopted or
 //! destroyed as orphans).
 
-use crate::inputs::{Desired, InstanceRecord, InstanceRole, Observed, Policy, Records};
+use crate::fasthash::FastMap;
+use crate::inputs::{InstanceRecord, InstanceRole, Records};
 use crate::machine::Machine;
 use crate::output::{Action, ActionKind, AdoptedInstance, ExpectedIdentity, Hold};
 use crate::reason::{BlockedBy, Reason};
-use crate::view::owned_by;
+use crate::view::View;
 use model::NodeName;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Owned VMs without a record whose VMID is leased to their (declared) node: records to adopt,
 /// the adopt actions, and holds for those that cannot be adopted.
-pub(crate) fn adoptions(
-    desired: &Desired,
-    observed: &Observed,
-    records: &Records,
-    policy: &Policy,
+pub(crate) fn adoptions<'a>(
+    view: &View<'a>,
+    records: &'a Records,
 ) -> (Vec<InstanceRecord>, Vec<Action>, Vec<Hold>) {
-    let tag = policy.operator_id.ownership_tag();
-    let declared: HashSet<&NodeName> = desired.nodes.iter().map(|n| n.node.name()).collect();
-    let recorded: HashSet<(u32, &str)> = records
-        .instances
-        .iter()
-        .map(|r| (r.vmid.get(), r.instance_id.as_str()))
-        .collect();
-    let in_flight: HashSet<u32> = records
-        .in_flight
-        .iter()
-        .filter_map(|f| f.vmid.map(|v| v.get()))
-        .collect();
-    let mut vms: Vec<_> = observed.vms.iter().collect();
-    vms.sort_by_key(|v| v.vmid);
     let (mut adopted, mut actions, mut holds) = (Vec::new(), Vec::new(), Vec::new());
-    for vm in vms {
-        let Some((cfg, marker)) = owned_by(vm, &tag, policy) else {
-            continue;
-        };
-        if recorded.contains(&(vm.vmid.get(), marker.instance_id.as_str()))
-            || in_flight.contains(&vm.vmid.get())
-            || !declared.contains(&marker.node)
-        {
+    // Roles held per node, built on the first candidate (a converged fleet has none).
+    let mut roles: Option<FastMap<&'a NodeName, [bool; 3]>> = None;
+    for (vm, cfg, marker) in view.unrecorded() {
+        if !view.is_declared(&marker.node) {
             continue;
         }
         let node = &marker.node;
         let reason = Reason::Unrecorded {
             instance_id: marker.instance_id.clone(),
         };
-        let has = |role: InstanceRole| {
-            records
-                .instances
-                .iter()
-                .chain(&adopted)
-                .any(|r| r.node == *node && r.role == role)
-        };
-        let role = if !has(InstanceRole::Current) {
+        let roles = roles.get_or_insert_with(|| {
+            let mut roles: FastMap<&'a NodeName, [bool; 3]> = FastMap::default();
+            for r in &records.instances {
+                roles.entry(&r.node).or_default()[r.role as usize] = true;
+            }
+            roles
+        });
+        let has = roles.get(node).copied().unwrap_or_default();
+        let role = if !has[InstanceRole::Current as usize] {
             Some(InstanceRole::Current)
-        } else if !has(InstanceRole::Incoming) {
+        } else if !has[InstanceRole::Incoming as usize] {
             Some(InstanceRole::Incoming)
         } else {
             None
         };
-        let leased = records
-            .leases
-            .iter()
-            .any(|l| l.vmid == vm.vmid && l.node == *node);
+        let leased = view.leased_to(vm.vmid, node);
         let problem = match (leased, role, &vm.name, &cfg.smbios_uuid) {
             (false, ..) => Some(format!("VMID {} is not leased to {node}", vm.vmid)),
             (_, None, ..) => Some("the node already has current and incoming instances".into()),
@@ -97,6 +76,7 @@ pub(crate) fn adoptions(
                     },
                     reason,
                 });
+                roles.entry(&marker.node).or_default()[role as usize] = true;
                 adopted.push(record);
             }
             (problem, ..) => holds.push(Hold {
@@ -114,13 +94,11 @@ pub(crate) fn adoptions(
 }
 
 /// Destroys the instances of deleted nodes and owned orphans whose node was deleted.
-pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>, records: &Records, observed: &Observed) {
+pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>) {
     let view = m.view;
     let mut deleted: BTreeMap<&NodeName, Vec<&InstanceRecord>> = BTreeMap::new();
-    for r in &records.instances {
-        if !view.desired_names.contains(&r.node) {
-            deleted.entry(&r.node).or_default().push(r);
-        }
+    for &r in &view.deleted {
+        deleted.entry(&r.node).or_default().push(r);
     }
     for (node, mut recs) in deleted {
         recs.sort_by(|a, b| (a.role, &a.instance_id).cmp(&(b.role, &b.instance_id)));
@@ -181,20 +159,7 @@ pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>, records: &Records, observed:
         }
     }
     // Owned VMs with no record at all whose node is no longer declared.
-    let mut vms: Vec<_> = observed.vms.iter().collect();
-    vms.sort_by_key(|v| v.vmid);
-    for vm in vms {
-        let Some((cfg, marker)) = view.owned(vm) else {
-            continue;
-        };
-        if view.desired_names.contains(&marker.node)
-            || view
-                .recorded
-                .contains(&(vm.vmid, marker.instance_id.as_str()))
-            || view.in_flight_vmids.contains(&vm.vmid)
-        {
-            continue;
-        }
+    for &(vm, cfg, marker) in &view.orphans {
         let node = &marker.node;
         let (Some(name), Some(uuid)) = (&vm.name, &cfg.smbios_uuid) else {
             let blocked = BlockedBy::IdentityMismatch {

@@ -1,8 +1,9 @@
 //! The VM config keys reborn manages, how they are rendered for PVE, and the spec hash over them.
 
-use model::{BridgeName, Cidr, NodeSpec, PveTag, Sha256Digest};
-use serde::{Deserialize, Serialize};
+use model::{BridgeName, Cidr, NetworkInterface, NodeSpec, PveTag, Sha256Digest};
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The config keys reborn manages on a VM (cores, memory, network, cloud-init, tags), in a
@@ -48,9 +49,7 @@ pub struct CloudInitConfig {
 impl ManagedConfig {
     /// The managed config a node's spec asks for.
     pub fn from_spec(spec: &NodeSpec) -> Self {
-        let mut tags = spec.tags.clone();
-        tags.sort();
-        tags.dedup();
+        let tags = sorted_tags(&spec.tags).into_owned();
         ManagedConfig {
             cores: spec.resources.cores,
             memory_mib: spec.resources.memory.mib(),
@@ -89,6 +88,39 @@ impl ManagedConfig {
             keys.push("cloud-init");
         }
         if self.tags != other.tags {
+            keys.push("tags");
+        }
+        keys
+    }
+
+    /// [`ManagedConfig::differing_keys`] against [`ManagedConfig::from_spec`] of `spec`,
+    /// without building that config (drift detection runs this for every node, every pass).
+    pub(crate) fn differing_keys_from_spec(&self, spec: &NodeSpec) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.cores != spec.resources.cores {
+            keys.push("cores");
+        }
+        if self.memory_mib != spec.resources.memory.mib() {
+            keys.push("memory");
+        }
+        let same_networks = self.networks.len() == spec.network.len()
+            && self.networks.iter().zip(&spec.network).all(|(a, b)| {
+                a.bridge == b.bridge && a.address == b.address && a.gateway == b.gateway
+            });
+        if !same_networks {
+            keys.push("network");
+        }
+        let same_cloud_init = match (&self.cloud_init, &spec.cloud_init) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.user == b.user && a.ssh_keys == b.ssh_keys && a.user_data == b.user_data
+            }
+            _ => false,
+        };
+        if !same_cloud_init {
+            keys.push("cloud-init");
+        }
+        if self.tags[..] != sorted_tags(&spec.tags)[..] {
             keys.push("tags");
         }
         keys
@@ -153,32 +185,120 @@ impl VmConfig {
     }
 }
 
+/// A node's tags sorted and de-duplicated; borrowed when they already are (the usual case).
+fn sorted_tags(tags: &[PveTag]) -> Cow<'_, [PveTag]> {
+    if tags.windows(2).all(|w| w[0] < w[1]) {
+        Cow::Borrowed(tags)
+    } else {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        Cow::Owned(tags)
+    }
+}
+
+/// A gold digest as the spec hash input writes it: exactly `Sha256Digest`'s `Display` text
+/// (`sha256:<64 lower-case hex digits>`), without formatting byte by byte.
+pub(crate) fn gold_text(gold: &Sha256Digest) -> String {
+    let mut text = String::with_capacity(71);
+    text.push_str("sha256:");
+    text.push_str(&hex::encode(gold.as_bytes()));
+    text
+}
+
 #[derive(Serialize)]
-struct HashInput<'a> {
+struct HashInput<'a, C> {
     v: u32,
-    gold: String,
-    config: &'a ManagedConfig,
+    gold: &'a str,
+    config: C,
+}
+
+/// [`ManagedConfig::from_spec`] borrowed from the spec: it serialises to the same JSON as that
+/// config (same field names, order and values) without copying the spec.
+#[derive(Serialize)]
+struct SpecConfig<'a> {
+    cores: u16,
+    memory_mib: u64,
+    networks: SpecNetworks<'a>,
+    cloud_init: Option<SpecCloudInit<'a>>,
+    tags: Cow<'a, [PveTag]>,
+}
+
+/// The interfaces, serialised as [`NetConfig`]s.
+struct SpecNetworks<'a>(&'a [NetworkInterface]);
+
+impl Serialize for SpecNetworks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|n| SpecNet {
+            bridge: &n.bridge,
+            address: &n.address,
+            gateway: &n.gateway,
+        }))
+    }
+}
+
+/// One interface, serialised as a [`NetConfig`].
+#[derive(Serialize)]
+struct SpecNet<'a> {
+    bridge: &'a BridgeName,
+    address: &'a Option<Cidr>,
+    gateway: &'a Option<IpAddr>,
+}
+
+/// Cloud-init keys, serialised as a [`CloudInitConfig`].
+#[derive(Serialize)]
+struct SpecCloudInit<'a> {
+    user: &'a Option<String>,
+    ssh_keys: &'a [String],
+    user_data: &'a Option<String>,
+}
+
+/// Lower-case hex SHA-256 of the canonical JSON of `input`, or `None` if it does not serialise.
+fn hash_json<T: Serialize>(input: &T) -> Option<String> {
+    let mut bytes = Vec::with_capacity(256);
+    serde_json::to_writer(&mut bytes, input).ok()?;
+    Some(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// The hash of a managed config and the gold image it is cloned from: lower-case hex SHA-256 of
 /// a canonical JSON document (`{"v":1,"gold":"sha256:..","config":{...}}`, fields in declaration
 /// order). Stable across runs and platforms; changes when any managed key or the gold image does.
 pub fn config_hash(config: &ManagedConfig, gold: &Sha256Digest) -> String {
+    let gold_text = gold_text(gold);
     let input = HashInput {
         v: 1,
-        gold: gold.to_string(),
+        gold: &gold_text,
         config,
     };
     // Serialising plain data with string keys cannot fail; fall back to Debug text if it ever did
     // so that the hash stays a pure function of its input.
-    let bytes =
-        serde_json::to_vec(&input).unwrap_or_else(|_| format!("{config:?}{gold}").into_bytes());
-    hex::encode(Sha256::digest(&bytes))
+    hash_json(&input)
+        .unwrap_or_else(|| hex::encode(Sha256::digest(format!("{config:?}{gold_text}").as_bytes())))
 }
 
 /// The spec hash recorded in a VM's marker: [`config_hash`] of the managed keys the spec asks
 /// for. Placement, readiness, replacement strategy and VMID range are not part of it: changing
 /// them does not replace running VMs.
 pub fn spec_hash(spec: &NodeSpec, gold: &Sha256Digest) -> String {
-    config_hash(&ManagedConfig::from_spec(spec), gold)
+    spec_hash_with(spec, gold, &gold_text(gold))
+}
+
+/// [`spec_hash`] with the gold digest's text already computed (once per gold image per plan).
+pub(crate) fn spec_hash_with(spec: &NodeSpec, gold: &Sha256Digest, gold_text: &str) -> String {
+    let input = HashInput {
+        v: 1,
+        gold: gold_text,
+        config: SpecConfig {
+            cores: spec.resources.cores,
+            memory_mib: spec.resources.memory.mib(),
+            networks: SpecNetworks(&spec.network),
+            cloud_init: spec.cloud_init.as_ref().map(|c| SpecCloudInit {
+                user: &c.user,
+                ssh_keys: &c.ssh_keys,
+                user_data: &c.user_data,
+            }),
+            tags: sorted_tags(&spec.tags),
+        },
+    };
+    hash_json(&input).unwrap_or_else(|| config_hash(&ManagedConfig::from_spec(spec), gold))
 }

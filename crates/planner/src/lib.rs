@@ -66,24 +66,22 @@ pub fn plan(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Plan {
-    let (adopted, adopt_actions, adopt_holds) =
-        cleanup::adoptions(desired, observed, records, policy);
-    let view = View::new(desired, observed, records, &adopted, &taints.active, policy);
-    let before = breaker::before(desired, records, &taints.active, policy, now);
-    let mut states: Vec<NodeState<'_>> = desired
+    let index = View::new(desired, observed, records, &taints.active, policy);
+    let (adopted, adopt_actions, adopt_holds) = cleanup::adoptions(&index, records);
+    let view = index.with_adopted(&adopted);
+    let before = breaker::before(&view, records, &taints.active, policy, now);
+    let states: Vec<NodeState<'_>> = desired
         .nodes
         .iter()
-        .map(|dn| NodeState::derive(&view, dn))
+        .enumerate()
+        .map(|(i, dn)| NodeState::derive(&view, i, dn))
         .collect();
-    // Compromised nodes first (they get caps and budgets first), then by name.
-    states.sort_by(|a, b| {
-        (!a.compromised, a.dn.node.name()).cmp(&(!b.compromised, b.dn.node.name()))
-    });
+    let ordered = planning_order(&states);
     let run = |tripped: Option<String>| {
-        let mut cap = Capacity::new(desired, records);
-        for st in &states {
-            if !st.available() {
-                cap.mark_unavailable(st.dn.node.name());
+        let mut cap = Capacity::new(&view, records);
+        for &st in &ordered {
+            if !st.available {
+                cap.mark_unavailable(&view, st.dn.node.name());
             }
             let has_incoming = st.incoming.is_some()
                 || st
@@ -98,22 +96,20 @@ pub fn plan(
             if has_incoming {
                 cap.replacements += 1;
             }
-            for l in [st.current, st.incoming].into_iter().flatten() {
-                cap.count_spread(&st.dn.node, &l.vm.pve_node);
-            }
         }
         let mut m = Machine {
             view: &view,
+            states: &states,
             cap,
             now,
             breaker: tripped,
             actions: adopt_actions.clone(),
             holds: adopt_holds.clone(),
         };
-        for st in &states {
+        for &st in &ordered {
             m.plan_node(st);
         }
-        cleanup::plan_deleted(&mut m, records, observed);
+        cleanup::plan_deleted(&mut m);
         m
     };
     let mut tripped = before.tripped.clone();
@@ -148,4 +144,30 @@ pub fn plan(
         actions: m.actions,
         holds: m.holds,
     }
+}
+
+/// The order nodes are planned in: compromised nodes first (they get caps and budgets first),
+/// then by name; nodes of the same name in input order.
+fn planning_order<'s, 'a>(states: &'s [NodeState<'a>]) -> Vec<&'s NodeState<'a>> {
+    // Sort small keys (a name's first 16 bytes, zero-padded, order like the name itself) instead
+    // of the states, and compare whole names only when those bytes are equal.
+    let mut keys: Vec<(bool, u128, u32)> = states
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let name = st.dn.node.name().as_str().as_bytes();
+            let mut head = [0u8; 16];
+            let len = name.len().min(16);
+            head[..len].copy_from_slice(&name[..len]);
+            let i = u32::try_from(i).expect("fewer than 2^32 declared nodes");
+            (!st.compromised, u128::from_be_bytes(head), i)
+        })
+        .collect();
+    keys.sort_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            let name = |k: &(bool, u128, u32)| states[k.2 as usize].dn.node.name();
+            name(a).cmp(name(b))
+        })
+    });
+    keys.into_iter().map(|k| &states[k.2 as usize]).collect()
 }

@@ -1,7 +1,7 @@
 //! The per-node state machine: derives each node's state from the inputs and plans its steps.
 
 use crate::capacity::Capacity;
-use crate::config::{ManagedConfig, VmConfig, spec_hash};
+use crate::config::{ManagedConfig, VmConfig, spec_hash, spec_hash_with};
 use crate::inputs::{DesiredNode, InFlightKind, InstanceRole, Verification, VmStatus};
 use crate::marker::{OwnershipMarker, format_marker};
 use crate::output::{
@@ -11,6 +11,7 @@ use crate::reason::{BlockedBy, Reason};
 use crate::view::{Live, View, compromising};
 use chrono::{DateTime, Utc};
 use model::{CloneMode, DriftPolicy, NodeName, ReplacementStrategy, TaintAction};
+use std::borrow::Cow;
 
 /// A node's state derived from the inputs, before planning.
 pub(crate) struct NodeState<'a> {
@@ -20,14 +21,34 @@ pub(crate) struct NodeState<'a> {
     pub retiring: Vec<Live<'a>>,
     /// Records whose VM is gone, with whether a step on their VMID is in flight.
     pub gone: Vec<(&'a crate::inputs::InstanceRecord, bool)>,
-    /// Hash of the declared spec, when its gold image is declared.
-    pub declared_hash: Option<String>,
+    /// Hash of the declared spec, when its gold image is declared (borrowed when cached).
+    pub declared_hash: Option<Cow<'a, str>>,
     /// Whether the first active taint compromises the current instance (planning priority).
     pub compromised: bool,
+    /// Whether the node has a ready instance (see [`Live::ready`]).
+    pub available: bool,
+    /// Whether the current instance is stopped and not isolated.
+    pub current_stopped: bool,
+    /// How the current instance differs from the declared spec.
+    pub drift: Drift,
+}
+
+/// How the current instance differs from the declared spec (checked while its data is at hand;
+/// the reason's text is only built when planning acts on it).
+#[derive(Debug, PartialEq)]
+pub(crate) enum Drift {
+    /// Not drifted, or nothing to compare (no current instance, gold image undeclared, live
+    /// config not read).
+    None,
+    /// The marker's spec hash is not the declared spec's.
+    SpecChanged,
+    /// These managed keys were edited out of band.
+    ConfigEdited(Vec<&'static str>),
 }
 
 impl<'a> NodeState<'a> {
-    pub fn derive(view: &View<'a>, dn: &'a DesiredNode) -> Self {
+    /// The state of `dn`, the node at `position` in `desired.nodes`.
+    pub fn derive(view: &View<'a>, position: usize, dn: &'a DesiredNode) -> Self {
         let name = dn.node.name();
         let mut st = NodeState {
             dn,
@@ -35,15 +56,19 @@ impl<'a> NodeState<'a> {
             incoming: None,
             retiring: Vec::new(),
             gone: Vec::new(),
-            declared_hash: view.gold.get(&dn.node.spec.gold_image).map(|g| {
-                dn.spec_hash
-                    .clone()
-                    .unwrap_or_else(|| spec_hash(&dn.node.spec, &g.spec.digest))
+            declared_hash: view.gold.get(&dn.node.spec.gold_image).map(|(g, text)| {
+                match &dn.spec_hash {
+                    Some(h) => Cow::Borrowed(h.as_str()),
+                    None => Cow::Owned(spec_hash_with(&dn.node.spec, &g.spec.digest, text)),
+                }
             }),
             compromised: false,
+            available: false,
+            current_stopped: false,
+            drift: Drift::None,
         };
-        for rec in view.records.get(name).map(Vec::as_slice).unwrap_or(&[]) {
-            match view.resolve(rec) {
+        for (rec, live) in view.records_of(position) {
+            match live {
                 Some(live) => match rec.role {
                     InstanceRole::Current if st.current.is_none() => st.current = Some(live),
                     InstanceRole::Incoming if st.incoming.is_none() => st.incoming = Some(live),
@@ -59,18 +84,42 @@ impl<'a> NodeState<'a> {
                 .iter()
                 .any(|t| compromising(t))
         });
+        st.available =
+            st.current.is_some_and(|l| l.ready()) || st.incoming.is_some_and(|l| l.ready());
+        if let Some(cur) = st.current {
+            st.current_stopped = cur.vm.status == VmStatus::Stopped && !cur.cfg.isolated;
+            st.drift = st.drift_of(cur);
+        }
         st
     }
 
-    /// Whether the node has a ready instance.
-    pub fn available(&self) -> bool {
-        self.current.is_some_and(|l| l.ready()) || self.incoming.is_some_and(|l| l.ready())
+    /// How `cur` differs from the declared spec.
+    fn drift_of(&self, cur: Live<'_>) -> Drift {
+        let Some(declared) = &self.declared_hash else {
+            return Drift::None;
+        };
+        if cur.marker.spec_hash != **declared {
+            return Drift::SpecChanged;
+        }
+        match &cur.cfg.live {
+            Some(live) => {
+                let keys = live.differing_keys_from_spec(&self.dn.node.spec);
+                if keys.is_empty() {
+                    Drift::None
+                } else {
+                    Drift::ConfigEdited(keys)
+                }
+            }
+            None => Drift::None,
+        }
     }
 }
 
 /// One planning run.
 pub(crate) struct Machine<'v, 'a> {
     pub view: &'v View<'a>,
+    /// Every node's state (placement spreads over their instances).
+    pub states: &'v [NodeState<'a>],
     pub cap: Capacity<'a>,
     pub now: DateTime<Utc>,
     pub breaker: Option<String>,
@@ -179,13 +228,13 @@ impl<'v, 'a> Machine<'v, 'a> {
         let node = &st.dn.node;
         let spec = &node.spec;
         let gold_name = &spec.gold_image;
-        let gold = self
-            .view
-            .gold
-            .get(gold_name)
-            .ok_or_else(|| BlockedBy::GoldImageUndeclared {
-                gold_image: gold_name.to_string(),
-            })?;
+        let (gold, _) =
+            self.view
+                .gold
+                .get(gold_name)
+                .ok_or_else(|| BlockedBy::GoldImageUndeclared {
+                    gold_image: gold_name.to_string(),
+                })?;
         let unverified = |detail: &str| BlockedBy::TemplateUnverified {
             gold_image: gold_name.to_string(),
             detail: detail.to_string(),
@@ -207,12 +256,11 @@ impl<'v, 'a> Machine<'v, 'a> {
             .cap
             .pick_vmid(self.view, &spec.vmids)
             .ok_or(BlockedBy::NoVmidLeft { range: spec.vmids })?;
-        let pve_node =
-            self.cap
-                .pick_pve_node(self.view, node)
-                .ok_or(BlockedBy::NoPveNodeCapacity {
-                    memory_mib: spec.resources.memory.mib(),
-                })?;
+        let pve_node = self.cap.pick_pve_node(self.view, node, self.states).ok_or(
+            BlockedBy::NoPveNodeCapacity {
+                memory_mib: spec.resources.memory.mib(),
+            },
+        )?;
         let max_on = self.view.policy.clones_per_pve_node;
         let on = self.cap.clones_on.get(&tmpl.pve_node).copied().unwrap_or(0);
         if on >= max_on {
@@ -240,8 +288,8 @@ impl<'v, 'a> Machine<'v, 'a> {
         let instance_id = format!("i{vmid}-{}", self.now.format("%Y%m%d%H%M%S"));
         let hash = st
             .declared_hash
-            .clone()
-            .unwrap_or_else(|| spec_hash(spec, &gold.spec.digest));
+            .as_deref()
+            .map_or_else(|| spec_hash(spec, &gold.spec.digest), str::to_string);
         let marker = OwnershipMarker {
             node: node.name().clone(),
             instance_id: instance_id.clone(),
@@ -323,7 +371,7 @@ impl<'v, 'a> Machine<'v, 'a> {
             }
         }
         // A compromised instance is isolated at once: no budget, breaker or cap applies.
-        let was_available = st.available();
+        let was_available = st.available;
         let mut isolated_now = Vec::new();
         for live in [st.current, st.incoming].into_iter().flatten() {
             let taints = view.taints_of(name, &live.rec.instance_id);
@@ -363,9 +411,13 @@ impl<'v, 'a> Machine<'v, 'a> {
         let ready_after = |l: &Option<Live<'_>>| {
             l.is_some_and(|l| l.ready() && !isolated_now.contains(&l.rec.vmid))
         };
-        let available = ready_after(&st.current) || ready_after(&st.incoming);
+        let available = if isolated_now.is_empty() {
+            st.available
+        } else {
+            ready_after(&st.current) || ready_after(&st.incoming)
+        };
         if was_available && !available {
-            self.cap.mark_unavailable(name);
+            self.cap.mark_unavailable(view, name);
         }
         if let Some(f) = busy.first() {
             let blocked = BlockedBy::InFlight {
@@ -459,7 +511,7 @@ impl<'v, 'a> Machine<'v, 'a> {
         };
         match wanted {
             Some(reason) => self.replace(st, cur, available, reason),
-            None if cur.vm.status == VmStatus::Stopped && !cur.cfg.isolated => {
+            None if st.current_stopped => {
                 self.start(name, cur, InstanceRole::Current);
             }
             None => {}
@@ -480,19 +532,18 @@ impl<'v, 'a> Machine<'v, 'a> {
         }
     }
 
+    /// The drift of `cur` (the node's current instance) as a reason, if it drifted.
     fn drift(&self, st: &NodeState<'a>, cur: Live<'_>) -> Option<Reason> {
-        let declared = st.declared_hash.as_ref()?;
-        if cur.marker.spec_hash != *declared {
-            return Some(Reason::SpecChanged {
+        match &st.drift {
+            Drift::None => None,
+            Drift::SpecChanged => Some(Reason::SpecChanged {
                 recorded: cur.marker.spec_hash.clone(),
-                declared: declared.clone(),
-            });
+                declared: st.declared_hash.as_deref().unwrap_or_default().to_string(),
+            }),
+            Drift::ConfigEdited(keys) => Some(Reason::ConfigEdited {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+            }),
         }
-        let live = cur.cfg.live.as_ref()?;
-        let keys = live.differing_keys(&ManagedConfig::from_spec(&st.dn.node.spec));
-        (!keys.is_empty()).then(|| Reason::ConfigEdited {
-            keys: keys.into_iter().map(str::to_string).collect(),
-        })
     }
 
     fn plan_incoming(&mut self, st: &NodeState<'a>, inc: Live<'a>) {
@@ -573,11 +624,11 @@ impl<'v, 'a> Machine<'v, 'a> {
                 return;
             }
             if available {
-                if let Some(b) = self.cap.budget_block(name) {
+                if let Some(b) = self.cap.budget_block(self.view, name) {
                     self.hold(name, "stop", b, reason);
                     return;
                 }
-                self.cap.mark_unavailable(name);
+                self.cap.mark_unavailable(self.view, name);
             }
             self.act(name, ActionKind::Stop(vm_ref(&cur)), reason.clone());
         }
