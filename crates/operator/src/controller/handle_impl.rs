@@ -22,10 +22,11 @@ impl ControllerHandle for Handle {
 
     fn plan(&self) -> BoxFuture<'_, Result<PlanReport, HandleError>> {
         Box::pin(async move {
-            let (plan, ..) = self.inner.observe_and_plan().await.map_err(|e| match e {
+            let inputs = self.inner.observe_and_plan().await.map_err(|e| match e {
                 super::ControllerError::Pve(e) => HandleError::PveUnavailable(e.to_string()),
                 other => HandleError::Store(other.to_string()),
             })?;
+            let plan = inputs.plan;
             let value =
                 serde_json::to_value(&plan).map_err(|e| HandleError::Store(e.to_string()))?;
             Ok(PlanReport {

@@ -39,10 +39,18 @@ fn decode<T: DeserializeOwned>(r: &Resource) -> Option<(Metadata, T)> {
     Some((metadata, spec))
 }
 
-/// The declared nodes, gold images and budgets.
-pub(crate) fn desired(store: &dyn Store) -> Result<Desired, StoreError> {
-    let nodes = store
-        .list(NODE_KIND)?
+/// Node statuses as stored, by node name (read with the desired state, reused for status).
+pub(crate) type StoredStatuses = std::collections::HashMap<String, serde_json::Value>;
+
+/// The declared nodes, gold images and budgets, and the nodes' stored statuses.
+pub(crate) fn desired(store: &dyn Store) -> Result<(Desired, StoredStatuses), StoreError> {
+    let listing = store.list(NODE_KIND)?;
+    let statuses = listing
+        .items
+        .iter()
+        .map(|r| (r.key.name.clone(), r.status.clone()))
+        .collect();
+    let nodes = listing
         .items
         .iter()
         .filter_map(|r| {
@@ -84,11 +92,14 @@ pub(crate) fn desired(store: &dyn Store) -> Result<Desired, StoreError> {
             })
         })
         .collect();
-    Ok(Desired {
-        nodes,
-        gold_images,
-        budgets,
-    })
+    Ok((
+        Desired {
+            nodes,
+            gold_images,
+            budgets,
+        },
+        statuses,
+    ))
 }
 
 /// The role of each stored instance. The store knows only `current`; a non-current record is

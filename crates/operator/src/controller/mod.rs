@@ -259,6 +259,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// What one observation and plan produced (the plan and the inputs status needs).
+pub(crate) struct PlanInputs {
+    pub(crate) plan: Plan,
+    pub(crate) config_reads: usize,
+    pub(crate) desired: planner::Desired,
+    pub(crate) records: planner::Records,
+    pub(crate) observed: planner::Observed,
+    pub(crate) statuses: inputs::StoredStatuses,
+}
+
 /// A node task.
 enum Work {
     Actions(Vec<Action>),
@@ -335,21 +345,10 @@ impl Inner {
     }
 
     /// Observes, plans (without executing). Also used by `ControllerHandle::plan`.
-    pub(crate) async fn observe_and_plan(
-        &self,
-    ) -> Result<
-        (
-            Plan,
-            usize,
-            planner::Desired,
-            planner::Records,
-            planner::Observed,
-        ),
-        ControllerError,
-    > {
+    pub(crate) async fn observe_and_plan(&self) -> Result<PlanInputs, ControllerError> {
         let now = Utc::now();
         let store = self.store.as_ref();
-        let mut desired = inputs::desired(store).map_err(ControllerError::Store)?;
+        let (mut desired, statuses) = inputs::desired(store).map_err(ControllerError::Store)?;
         self.fill_spec_hashes(&mut desired);
         let window = chrono::Duration::seconds(self.config.breaker.window_secs as i64);
         let records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
@@ -386,7 +385,14 @@ impl Inner {
             observed.pve_nodes = nodes;
             plan = planner::plan(&desired, &observed, &records, &taints, &policy, now);
         }
-        Ok((plan, obs.config_reads, desired, records, observed))
+        Ok(PlanInputs {
+            plan,
+            config_reads: obs.config_reads,
+            desired,
+            records,
+            observed,
+            statuses,
+        })
     }
 
     async fn pass(self: Arc<Self>) -> Result<PassReport, ControllerError> {
@@ -416,7 +422,14 @@ impl Inner {
         }
 
         // 2. Observe and plan.
-        let (plan, config_reads, desired, records, observed) = self.observe_and_plan().await?;
+        let PlanInputs {
+            plan,
+            config_reads,
+            desired,
+            records,
+            observed,
+            statuses,
+        } = self.observe_and_plan().await?;
         report.planned = plan.actions.len();
         report.holds = plan.holds.len();
         report.config_reads = config_reads;
@@ -490,7 +503,7 @@ impl Inner {
         }
 
         // 5. Status.
-        status::write_all(&self, &desired, &records, &observed, &plan);
+        status::write_all(&self, &desired, &statuses, &records, &observed, &plan);
         tracing::debug!(
             planned = report.planned,
             started = report.started,

@@ -18,18 +18,11 @@ fn condition(kind: &str, on: bool, reason: &str, message: String) -> Value {
 pub(crate) fn write_all(
     inner: &Inner,
     desired: &Desired,
+    stored: &super::inputs::StoredStatuses,
     records: &Records,
     observed: &Observed,
     plan: &Plan,
 ) {
-    let Ok(listing) = inner.store.list(NODE_KIND) else {
-        return;
-    };
-    let stored: HashMap<&str, &Value> = listing
-        .items
-        .iter()
-        .map(|r| (r.key.name.as_str(), &r.status))
-        .collect();
     // Indexes: one pass over 10,000 nodes must stay linear.
     let mut by_role: BTreeMap<(&str, InstanceRole), &planner::InstanceRecord> = BTreeMap::new();
     for r in &records.instances {
@@ -124,7 +117,7 @@ pub(crate) fn write_all(
             ),
             condition("Held", !hold_msgs.is_empty(), "Held", hold_msgs.join("; ")),
         ]);
-        let previous = stored.get(name).copied().unwrap_or(&Value::Null);
+        let previous = stored.get(name).unwrap_or(&Value::Null);
         let instance = current.map(|c| {
             json!({
                 "instanceId": c.instance_id,
