@@ -618,6 +618,39 @@ mod tests {
     }
 
     #[test]
+    fn webhook_section_resolves_its_credentials_and_refuses_short_hmac_keys() {
+        let yaml = "tokens: [{name: z, secret: {inline: bearer-token-123}}]\n\
+                    hmacKeys: [{name: k, secret: {inline: short}}]\n";
+        let w: WebhookConfig = serde_yaml::from_str(yaml).expect("parses");
+        assert!(w.require_timestamp);
+        assert_eq!(w.max_skew.as_secs(), 300);
+        let err = w.resolve(false).unwrap_err().to_string();
+        assert!(err.contains("allowInlineSecrets"), "{err}");
+        let err = w.resolve(true).unwrap_err().to_string();
+        assert!(err.contains("shorter than 16"), "{err}");
+        assert!(!err.contains("short\""), "{err}");
+        let yaml = yaml.replace("inline: short", "inline: a-long-enough-hmac-key");
+        let w: WebhookConfig = serde_yaml::from_str(&yaml).expect("parses");
+        let auth = w.resolve(true).expect("resolves");
+        assert!(auth.is_enabled());
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("a-long-enough-hmac-key") && !shown.contains("bearer-token-123"));
+    }
+
+    #[test]
+    fn example_config_declares_the_webhook_and_ingest_tokens() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/reborn.yaml");
+        let text = std::fs::read_to_string(path).expect("examples/reborn.yaml");
+        let config: DaemonConfig = serde_yaml::from_str(&text).expect("valid");
+        let webhook = config.webhook.expect("webhook section");
+        assert_eq!(webhook.tokens.len(), 1);
+        assert_eq!(webhook.hmac_keys.len(), 1);
+        assert_eq!(webhook.max_body_bytes, DEFAULT_WEBHOOK_BODY_BYTES);
+        assert_eq!(config.audit.ingest_tokens.len(), 1);
+        assert_eq!(config.audit.max_ingest_bytes, DEFAULT_MAX_INGEST_BYTES);
+    }
+
+    #[test]
     fn two_tls_modes_at_once_are_rejected() {
         let tls = TlsConfig {
             ca_file: Some(PathBuf::from("/ca.pem")),
