@@ -287,8 +287,7 @@ fn stale(store: &dyn Store, draft: &NewTaint) -> Result<Option<String>, ApiError
         .unwrap_or(1);
     let required = usize::try_from(threshold)
         .unwrap_or(usize::MAX)
-        .min(audit::policy::MAX_EVIDENCE_CALLS)
-        .max(1);
+        .clamp(1, audit::policy::MAX_EVIDENCE_CALLS);
     let since = store.current_instance(&draft.node)?.map(|i| i.created_at);
     let used: HashSet<String> = store
         .taint_history(Some(&draft.node))?
