@@ -199,14 +199,36 @@ impl Executor {
             ),
             json!({"vmid": vmid, "instance": id.instance_id, "smbiosUuid": id.smbios_uuid, "timings": timings}),
         );
+        let mut ops = forget_ops(vmid, leased);
+        ops.extend(self.clear_instance_taints(node, &id.instance_id));
         self.finish(
             &entry,
             JournalState::Done,
             json!({"identity": id, "timings": timings}),
-            forget_ops(vmid, leased),
+            ops,
             ev,
         )?;
         Ok(Executed::Done)
+    }
+
+    /// A taint marks one instance: once that instance is destroyed, its active taints are
+    /// cleared (they stay in the history, cleared by the operator) in the same transaction that
+    /// records the destroy, so `reborn get taints` shows only what still needs action.
+    fn clear_instance_taints(&self, node: &str, instance_id: &str) -> Vec<Op> {
+        match self.store.active_taints(Some(node), chrono::Utc::now()) {
+            Ok(taints) => taints
+                .into_iter()
+                .filter(|t| t.instance_id.as_deref() == Some(instance_id))
+                .map(|t| Op::ClearTaint {
+                    id: t.id,
+                    by: format!("reborn: instance {instance_id} destroyed"),
+                })
+                .collect(),
+            Err(err) => {
+                tracing::warn!(node, instance_id, %err, "could not read the taints of a destroyed instance");
+                Vec::new()
+            }
+        }
     }
 
     /// Re-reads the VM and compares it with the expected identity.

@@ -1,0 +1,269 @@
+//! End to end through the real binary, as an operator would run it: `reborn sim` (HTTPS, its
+//! certificate pinned by fingerprint), `reborn run` with a config file and secrets from the
+//! environment, then `reborn apply`, `reborn taint`, and waiting on `reborn get` and
+//! `reborn events` until the tainted node runs on a fresh VM and the old one is gone.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+const API_TOKEN: &str = "e2e-operator-token-0123456789";
+
+/// Kills the child when dropped, so a failing assertion leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `reborn ARGS`, returns it and its stdout lines until `until` matched (inclusive).
+fn spawn_until(args: &[&str], envs: &[(&str, &str)], until: &str) -> (Running, Vec<String>) {
+    let mut cmd = Command::cargo_bin("reborn").expect("reborn binary");
+    cmd.args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("spawn reborn");
+    let stdout = child.stdout.take().expect("stdout");
+    let running = Running(child);
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout).lines();
+    for line in reader.by_ref() {
+        let line = line.expect("utf-8 line");
+        let done = line.starts_with(until);
+        lines.push(line);
+        if done {
+            // Keep draining: a closed pipe would fail the child's next print.
+            std::thread::spawn(move || reader.for_each(drop));
+            return (running, lines);
+        }
+    }
+    panic!("reborn {args:?} ended before printing {until:?}: {lines:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn cli(server: &str, args: &[&str]) -> Output {
+    Command::cargo_bin("reborn")
+        .expect("reborn binary")
+        .args(args)
+        .env("REBORN_SERVER", server)
+        .env("REBORN_TOKEN", API_TOKEN)
+        .output()
+        .expect("run the reborn CLI")
+}
+
+fn cli_json(server: &str, args: &[&str]) -> Value {
+    let out = cli(server, args);
+    assert!(
+        out.status.success(),
+        "reborn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// node name → (ready, vmid) from `reborn get nodes -o json`.
+fn nodes(server: &str) -> Vec<(String, bool, Option<u64>)> {
+    let list = cli_json(server, &["get", "nodes", "-o", "json"]);
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|n| {
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                n["name"].as_str().unwrap_or_default().to_owned(),
+                ready,
+                n["instance"]["vmid"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: reborn.dev/v1alpha1
+kind: GoldImage
+metadata: {name: gold}
+spec:
+  template: {pveNode: pve1, vmid: 9001}
+  digest: sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192
+  trustedKeys: ["ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"]
+---
+apiVersion: reborn.dev/v1alpha1
+kind: Node
+metadata: {name: web-a, labels: {role: web}}
+spec:
+  goldImage: gold
+  vmids: {from: 5000, to: 5009}
+  placement: {pveNodes: [pve1, pve2]}
+  resources: {cores: 1, memory: 1GiB}
+  network: [{bridge: vmbr0, address: 10.0.20.11/24, gateway: 10.0.20.1}]
+  readiness: {guestAgent: true, timeout: 1m}
+---
+apiVersion: reborn.dev/v1alpha1
+kind: Node
+metadata: {name: web-b, labels: {role: web}}
+spec:
+  goldImage: gold
+  vmids: {from: 5010, to: 5019}
+  placement: {pveNodes: [pve1, pve2]}
+  resources: {cores: 1, memory: 1GiB}
+  network: [{bridge: vmbr0, address: 10.0.20.12/24, gateway: 10.0.20.1}]
+  readiness: {guestAgent: true, timeout: 1m}
+"#;
+
+#[test]
+fn taint_through_the_cli_replaces_the_node_through_the_real_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_sim, sim_out) = spawn_until(
+        &["sim", "--listen", "127.0.0.1:0", "--fast", "--tls"],
+        &[],
+        "fingerprint: ",
+    );
+    let field = |prefix: &str| -> String {
+        sim_out
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {sim_out:?}"))
+            .to_owned()
+    };
+    let pve_url = field("listening: ");
+    let token = field("token: PVEAPIToken=");
+    let (token_id, token_secret) = token.rsplit_once('=').expect("id=secret");
+    let fingerprint = field("fingerprint: ");
+
+    let port = free_port();
+    let config = format!(
+        r#"
+pve:
+  endpoint: {pve_url}
+  tokenId: "{token_id}"
+  tokenSecret: {{env: E2E_PVE_SECRET}}
+  tls: {{fingerprint: "{fingerprint}"}}
+store: {{path: "{store}"}}
+api:
+  listen: 127.0.0.1:{port}
+  tokens: [{{name: e2e, role: operator, secret: {{env: E2E_API_TOKEN}}}}]
+resyncPeriod: 1s
+controller:
+  operatorId: e2e
+  readiness: {{pollMs: 20}}
+  backoff: {{initialMs: 20, maxMs: 500}}
+"#,
+        store = dir.path().join("reborn.db").display()
+    );
+    let config_path = dir.path().join("reborn.yaml");
+    std::fs::write(&config_path, config).expect("write config");
+    let manifests = dir.path().join("web.yaml");
+    std::fs::write(&manifests, MANIFESTS).expect("write manifests");
+
+    let (_daemon, _) = spawn_until(
+        &["run", "--config", config_path.to_str().unwrap()],
+        &[
+            ("E2E_PVE_SECRET", token_secret),
+            ("E2E_API_TOKEN", API_TOKEN),
+        ],
+        "reborn operator API on ",
+    );
+    let server = format!("http://127.0.0.1:{port}");
+
+    let out = cli(&server, &["apply", "-f", manifests.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let before = wait_for("both nodes Ready", || {
+        let n = nodes(&server);
+        (n.len() == 2 && n.iter().all(|(_, ready, vmid)| *ready && vmid.is_some())).then_some(n)
+    });
+    let old = before
+        .iter()
+        .find(|(n, ..)| n == "web-a")
+        .and_then(|(.., v)| *v)
+        .unwrap();
+    let other = before
+        .iter()
+        .find(|(n, ..)| n == "web-b")
+        .and_then(|(.., v)| *v)
+        .unwrap();
+
+    let out = cli(&server, &["taint", "web-a", "--reason", "e2e: compromised"]);
+    assert!(
+        out.status.success(),
+        "taint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    wait_for("the old VM of web-a destroyed", || {
+        let events = cli_json(&server, &["events", "--node", "web-a", "-o", "json"]);
+        events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "Destroyed" && e["data"]["vmid"].as_u64() == Some(old))
+            .then_some(())
+    });
+    let after = wait_for("web-a Ready on a new VM", || {
+        let n = nodes(&server);
+        n.iter()
+            .all(|(_, ready, _)| *ready)
+            .then_some(n)
+            .filter(|n| {
+                n.iter()
+                    .any(|(name, _, v)| name == "web-a" && *v != Some(old))
+            })
+    });
+    let new = after
+        .iter()
+        .find(|(n, ..)| n == "web-a")
+        .and_then(|(.., v)| *v)
+        .unwrap();
+    assert!(
+        (5000..=5009).contains(&new),
+        "new VMID {new} comes from web-a's range"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .find(|(n, ..)| n == "web-b")
+            .and_then(|(.., v)| *v),
+        Some(other),
+        "the untainted node keeps its VM"
+    );
+
+    let taints = cli_json(&server, &["get", "taints", "-o", "json"]);
+    assert_eq!(
+        taints["items"].as_array().map(Vec::len),
+        Some(0),
+        "the taint ends with the instance it marked: {taints}"
+    );
+}
