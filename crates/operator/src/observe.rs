@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use model::{GoldImage, PveNodeName};
+use model::attestation::{self, TemplateRejection, VerifiedStatement};
+use model::{GoldImage, GoldImageSpec, PveNodeName};
 use planner::{
     CloudInitConfig, ManagedConfig, NetConfig, ObservedVm, OperatorId, OwnedVmConfig, PveNodeInfo,
     TemplateStatus, Verification, VmStatus,
@@ -38,6 +39,8 @@ pub struct Observation {
     pub vms: Vec<ObservedVm>,
     /// Config reads this observation made (0 in a steady state).
     pub config_reads: usize,
+    /// [`template_fingerprint`] of every PVE template in the listing, by VMID.
+    pub template_fingerprints: HashMap<u32, String>,
 }
 
 impl Observer {
@@ -137,7 +140,16 @@ impl Observer {
             .collect();
         drop(cache);
         self.lock_cache().retain(|vmid, _| listed.contains(vmid));
-        Ok(Observation { vms, config_reads })
+        let template_fingerprints = listing
+            .iter()
+            .filter(|v| v.is_qemu() && v.template)
+            .map(|v| (v.vmid.get(), template_fingerprint(v)))
+            .collect();
+        Ok(Observation {
+            vms,
+            config_reads,
+            template_fingerprints,
+        })
     }
 
     /// `GET /nodes`: the PVE nodes with their free memory.
@@ -266,42 +278,143 @@ pub fn managed_config(cfg: &VmConfig, ownership_tag: &str) -> Option<ManagedConf
     })
 }
 
-/// Resolves each gold image's template from the listing. A template counts as verified when
-/// it is present as a PVE template where the gold image says; the attestation signature check
-/// is not done here (see docs/decisions/0007-executor.md).
+/// The VM in the listing a gold image's template reference points at (by vmid, or by name on
+/// its PVE node), template or not.
+pub fn find_template<'a>(gold: &GoldImage, vms: &'a [ObservedVm]) -> Option<&'a ObservedVm> {
+    let t = &gold.spec.template;
+    vms.iter().find(|vm| {
+        vm.pve_node == t.pve_node
+            && match (&t.vmid, &t.name) {
+                (Some(id), _) => vm.vmid.get() == id.get(),
+                (None, Some(name)) => vm.name.as_deref() == Some(name.as_str()),
+                (None, None) => false,
+            }
+    })
+}
+
+/// Resolves each gold image's template from the listing: `Failed` when nothing is there,
+/// `Unknown` otherwise. The listing cannot prove a template is the signed image: the
+/// controller runs [`check_template`] on a fresh config read before any clone and replaces
+/// `Unknown` with its outcome (see docs/decisions/0011-gold-verification.md).
 pub fn templates(gold_images: &[GoldImage], vms: &[ObservedVm]) -> Vec<TemplateStatus> {
     gold_images
         .iter()
         .filter_map(|g| {
-            let t = &g.spec.template;
             let gold_image = g.name().as_str().parse().ok()?;
-            let found = vms.iter().find(|vm| {
-                vm.pve_node == t.pve_node
-                    && match (&t.vmid, &t.name) {
-                        (Some(id), _) => vm.vmid.get() == id.get(),
-                        (None, Some(name)) => vm.name.as_deref() == Some(name.as_str()),
-                        (None, None) => false,
-                    }
-            });
-            let (vmid, verification) = match found {
-                Some(vm) if vm.template => (Some(vm.vmid), Verification::Verified),
-                Some(vm) => (
-                    Some(vm.vmid),
-                    Verification::Failed(format!("VM {} is not a template", vm.vmid)),
-                ),
-                None => (
-                    None,
-                    Verification::Failed(format!("template not found on {}", t.pve_node)),
-                ),
+            let pve_node = g.spec.template.pve_node.clone();
+            let (vmid, verification) = match find_template(g, vms) {
+                Some(vm) => (Some(vm.vmid), Verification::Unknown),
+                None => {
+                    let problem = TemplateProblem::NotFound {
+                        pve_node: pve_node.to_string(),
+                    };
+                    (None, problem.verification())
+                }
             };
             Some(TemplateStatus {
                 gold_image,
                 vmid,
-                pve_node: t.pve_node.clone(),
+                pve_node,
                 verification,
             })
         })
         .collect()
+}
+
+/// What the listing shows of a template: when it differs from the value seen at the last
+/// config read, the template is read again (cores, memory, disk size, tags, name, lock and
+/// node are visible here; the description is not, hence the read before every clone).
+pub fn template_fingerprint(vm: &ClusterVm) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
+        vm.node.as_str(),
+        vm.name,
+        vm.tags_raw,
+        vm.lock,
+        vm.template,
+        vm.maxcpu,
+        vm.maxmem,
+        vm.maxdisk
+    )
+}
+
+/// Why a gold image's template must not be cloned from. [`code`](Self::code) is the stable
+/// reason of events and of the GoldImage's `Verified` condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateProblem {
+    /// No VM where the GoldImage says.
+    #[error("template not found on {pve_node}")]
+    NotFound {
+        /// The PVE node the GoldImage names.
+        pve_node: String,
+    },
+    /// PVE returned the template's config without its `digest` (nothing to remember).
+    #[error("template {vmid}: PVE returned its config without a digest")]
+    NoConfigDigest {
+        /// The template's VMID.
+        vmid: u32,
+    },
+    /// One of the attestation checks failed.
+    #[error(transparent)]
+    Rejected(#[from] TemplateRejection),
+}
+
+impl TemplateProblem {
+    /// A stable CamelCase code (the rejection's own code for attestation failures).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TemplateProblem::NotFound { .. } => "TemplateNotFound",
+            TemplateProblem::NoConfigDigest { .. } => "NoConfigDigest",
+            TemplateProblem::Rejected(r) => r.code(),
+        }
+    }
+
+    /// The planner's view: failed, with the code first (`DigestMismatch: ...`).
+    pub fn verification(&self) -> Verification {
+        Verification::Failed(format!("{}: {self}", self.code()))
+    }
+}
+
+/// A template that passed every pre-clone check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVerified {
+    /// The PVE config digest of the config that was checked.
+    pub config_digest: String,
+    /// The verified attestation.
+    pub statement: VerifiedStatement,
+}
+
+/// The pre-clone checks on one config read of a GoldImage's template: the template flag, an
+/// attestation signed by one of `trustedKeys` over the manifest's `digest`
+/// ([`model::attestation::verify_template`]), then — when a verified config digest is
+/// remembered for this GoldImage generation and template — that the config digest has not
+/// changed since ([`model::attestation::check_config_unchanged`]). The attestation checks
+/// run first so that a tampered description reports what is wrong with it rather than only
+/// that something changed.
+pub fn check_template(
+    spec: &GoldImageSpec,
+    vmid: u32,
+    cfg: &VmConfig,
+    remembered_digest: Option<&str>,
+) -> Result<TemplateVerified, TemplateProblem> {
+    let description = cfg.description().unwrap_or_default();
+    let statement = attestation::verify_template(
+        &description,
+        cfg.is_template(),
+        &spec.digest,
+        &spec.trusted_keys,
+    )?;
+    let config_digest = cfg
+        .digest
+        .clone()
+        .ok_or(TemplateProblem::NoConfigDigest { vmid })?;
+    if let Some(remembered) = remembered_digest {
+        attestation::check_config_unchanged(remembered, &config_digest)?;
+    }
+    Ok(TemplateVerified {
+        config_digest,
+        statement,
+    })
 }
 
 #[cfg(test)]

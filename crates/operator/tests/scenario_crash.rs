@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use operator::{Controller, ControllerConfig};
-use pve_sim::{Durations, SimConfig};
+use pve_sim::Durations;
 use rand::{Rng, SeedableRng};
 use scenario_support::{GOLD, OPERATOR, TAG, apply, node};
 use store::{NewTaint, Severity, SqliteStore, Store, TaintSource};
@@ -77,7 +77,7 @@ async fn parent() {
     println!("scenario_crash: seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
-    let mut sim_config = SimConfig::fast();
+    let mut sim_config = scenario_support::attested_fast_sim();
     sim_config.durations = Durations {
         clone_ms: 60,
         full_clone_ms: 120,

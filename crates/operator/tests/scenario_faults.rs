@@ -5,7 +5,7 @@ mod scenario_support;
 
 use std::time::Duration;
 
-use pve_sim::{Fault, SimConfig};
+use pve_sim::Fault;
 use scenario_support::{GOLD, Harness, OPERATOR, node};
 use store::{Severity, Store};
 
@@ -144,7 +144,7 @@ async fn vmid_taken_between_plan_and_clone_moves_to_the_next_vmid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_cluster_resources_do_not_cause_duplicates() {
-    let mut sim = SimConfig::fast();
+    let mut sim = scenario_support::attested_fast_sim();
     sim.resources_lag_ms = 300;
     let h = Harness::with_sim(
         &one_worker(),

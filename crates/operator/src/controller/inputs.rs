@@ -20,7 +20,7 @@ pub(crate) const DESTROYED: &str = "Destroyed";
 
 /// Store kinds.
 pub(crate) const NODE_KIND: &str = "Node";
-const GOLD_KIND: &str = "GoldImage";
+pub(crate) const GOLD_KIND: &str = "GoldImage";
 const BUDGET_KIND: &str = "DisruptionBudget";
 
 fn decode<T: DeserializeOwned>(r: &Resource) -> Option<(Metadata, T)> {
@@ -42,8 +42,26 @@ fn decode<T: DeserializeOwned>(r: &Resource) -> Option<(Metadata, T)> {
 /// Node statuses as stored, by node name (read with the desired state, reused for status).
 pub(crate) type StoredStatuses = std::collections::HashMap<String, serde_json::Value>;
 
-/// The declared nodes, gold images and budgets, and the nodes' stored statuses.
-pub(crate) fn desired(store: &dyn Store) -> Result<(Desired, StoredStatuses), StoreError> {
+/// A GoldImage as stored: what its template verification is remembered under (uid and
+/// generation) and its status (which holds the remembered verified config digest).
+#[derive(Debug, Clone)]
+pub(crate) struct StoredGold {
+    /// Changes when the GoldImage is deleted and applied again.
+    pub(crate) uid: String,
+    /// Bumped by every spec change.
+    pub(crate) generation: u64,
+    /// As last written by the controller.
+    pub(crate) status: serde_json::Value,
+}
+
+/// Stored GoldImages by name.
+pub(crate) type StoredGolds = std::collections::HashMap<String, StoredGold>;
+
+/// The declared nodes, gold images and budgets, the nodes' stored statuses and the stored
+/// GoldImages.
+pub(crate) fn desired(
+    store: &dyn Store,
+) -> Result<(Desired, StoredStatuses, StoredGolds), StoreError> {
     let listing = store.list(NODE_KIND)?;
     let statuses = listing
         .items
@@ -66,8 +84,22 @@ pub(crate) fn desired(store: &dyn Store) -> Result<(Desired, StoredStatuses), St
             })
         })
         .collect();
-    let gold_images = store
-        .list(GOLD_KIND)?
+    let gold_listing = store.list(GOLD_KIND)?;
+    let golds = gold_listing
+        .items
+        .iter()
+        .map(|r| {
+            (
+                r.key.name.clone(),
+                StoredGold {
+                    uid: r.uid.clone(),
+                    generation: r.generation,
+                    status: r.status.clone(),
+                },
+            )
+        })
+        .collect();
+    let gold_images = gold_listing
         .items
         .iter()
         .filter_map(|r| {
@@ -99,6 +131,7 @@ pub(crate) fn desired(store: &dyn Store) -> Result<(Desired, StoredStatuses), St
             budgets,
         },
         statuses,
+        golds,
     ))
 }
 

@@ -3,6 +3,7 @@
 
 mod backoff;
 mod config;
+mod gold;
 mod handle_impl;
 mod inputs;
 mod status;
@@ -57,8 +58,10 @@ pub struct PassReport {
     pub started: usize,
     /// Holds the plan contained.
     pub holds: usize,
-    /// Config reads observe made.
+    /// Config reads observe made of owned VMs.
     pub config_reads: usize,
+    /// Config reads of gold templates (their attestation checks; 0 in a steady state).
+    pub template_reads: usize,
 }
 
 /// The running controller's state shared with its tasks and the handle.
@@ -69,6 +72,7 @@ pub(crate) struct Inner {
     pub(crate) client: PveClient,
     pub(crate) executor: Executor,
     pub(crate) observer: Observer,
+    pub(crate) template_checks: gold::TemplateChecks,
     pub(crate) wake: Notify,
     pub(crate) state: Mutex<State>,
     pub(crate) permits: Arc<Semaphore>,
@@ -140,6 +144,7 @@ impl Controller {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_actions.max(1)));
         let inner = Arc::new(Inner {
             observer: Observer::new(client.clone(), operator.clone()),
+            template_checks: gold::TemplateChecks::default(),
             config,
             operator,
             store,
@@ -263,10 +268,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) struct PlanInputs {
     pub(crate) plan: Plan,
     pub(crate) config_reads: usize,
+    pub(crate) template_reads: usize,
     pub(crate) desired: planner::Desired,
     pub(crate) records: planner::Records,
     pub(crate) observed: planner::Observed,
     pub(crate) statuses: inputs::StoredStatuses,
+    pub(crate) golds: inputs::StoredGolds,
+    pub(crate) gold_outcomes: Vec<gold::GoldOutcome>,
 }
 
 /// A node task.
@@ -348,7 +356,8 @@ impl Inner {
     pub(crate) async fn observe_and_plan(&self) -> Result<PlanInputs, ControllerError> {
         let now = Utc::now();
         let store = self.store.as_ref();
-        let (mut desired, statuses) = inputs::desired(store).map_err(ControllerError::Store)?;
+        let (mut desired, statuses, golds) =
+            inputs::desired(store).map_err(ControllerError::Store)?;
         self.fill_spec_hashes(&mut desired);
         let window = chrono::Duration::seconds(self.config.breaker.window_secs as i64);
         let records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
@@ -365,7 +374,19 @@ impl Inner {
             .observe(&known, &ready)
             .await
             .map_err(|e| ControllerError::Pve(Box::new(e)))?;
-        let templates = observe::templates(&desired.gold_images, &obs.vms);
+        // Gold templates: those due are checked now; a clone from any other is planned only
+        // after its own fresh check below (never from what an earlier pass saw).
+        let mut templates = observe::templates(&desired.gold_images, &obs.vms);
+        let mut gold_outcomes = self
+            .check_templates(
+                &desired.gold_images,
+                &golds,
+                &obs.vms,
+                &obs.template_fingerprints,
+                None,
+            )
+            .await;
+        gold::apply(&mut templates, &gold_outcomes);
         let cached = self.lock().pve_nodes.clone();
         let mut observed = planner::Observed {
             pve_nodes: cached.as_ref().map(|(_, n)| n.clone()).unwrap_or_default(),
@@ -374,6 +395,21 @@ impl Inner {
         };
         let policy = self.policy();
         let mut plan = planner::plan(&desired, &observed, &records, &taints, &policy, now);
+        let wanted = gold::wanted(&plan, &gold_outcomes);
+        if !wanted.is_empty() {
+            let more = self
+                .check_templates(
+                    &desired.gold_images,
+                    &golds,
+                    &observed.vms,
+                    &obs.template_fingerprints,
+                    Some(&wanted),
+                )
+                .await;
+            gold::apply(&mut observed.templates, &more);
+            gold_outcomes.extend(more);
+            plan = planner::plan(&desired, &observed, &records, &taints, &policy, now);
+        }
         let stale = cached.is_none_or(|(at, _)| at.elapsed() > NODE_INFO_TTL);
         if stale && needs_placement(&plan) {
             let nodes = self
@@ -388,10 +424,13 @@ impl Inner {
         Ok(PlanInputs {
             plan,
             config_reads: obs.config_reads,
+            template_reads: gold_outcomes.iter().filter(|o| o.read).count(),
             desired,
             records,
             observed,
             statuses,
+            golds,
+            gold_outcomes,
         })
     }
 
@@ -425,14 +464,20 @@ impl Inner {
         let PlanInputs {
             plan,
             config_reads,
+            template_reads,
             desired,
             records,
             observed,
             statuses,
+            golds,
+            gold_outcomes,
         } = self.observe_and_plan().await?;
         report.planned = plan.actions.len();
         report.holds = plan.holds.len();
         report.config_reads = config_reads;
+        report.template_reads = template_reads;
+        // What was verified is remembered before any clone from it starts.
+        gold::write_statuses(&self, &golds, &gold_outcomes, &desired.nodes);
         if let BreakerState::Tripped {
             detail,
             newly: true,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pve_client::{PveClient, Secret};
+use model::attestation::{self, AttestationKey, Statement};
 use pve_sim::{SimConfig, SimServer, TemplateConfig};
 use store::{InstanceRecord, LeaseState, Op, ResourceKey, ResourceWrite, SqliteStore, Store, Txn};
 
@@ -19,7 +20,7 @@ metadata: {name: gold}
 spec:
   template: {pveNode: pve1, vmid: 9000}
   digest: sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192
-  trustedKeys: ["ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"]
+  trustedKeys: ["ed25519:8146640f02493af4fbc54fe33388e75dc2c937ae0b7727cc2b2afb1b75199a3e"]
 ---
 apiVersion: reborn.dev/v1alpha1
 kind: Node
@@ -34,6 +35,29 @@ spec:
   readiness: {guestAgent: true, timeout: 5m}
   replacement: {strategy: SurgeFirst}
 "#;
+
+/// The fast simulator with its templates attested as image `gold` ([`DIGEST`]), signed by
+/// the key the fleet's GoldImage trusts (the same key as the scenario support's test key).
+fn attested_fast_sim() -> SimConfig {
+    let key = AttestationKey::from_seed(&[0x5e; 32]);
+    let statement = Statement {
+        name: "gold".parse().expect("name"),
+        version: "20260101.000000".to_owned(),
+        digest: DIGEST.parse().expect("digest"),
+        created: "2026-01-01T00:00:00Z".parse().expect("time"),
+        builder: "operator tests".to_owned(),
+    };
+    let signed = attestation::sign(statement, &key).expect("signs");
+    let mut sim = SimConfig::fast();
+    for t in sim.templates.iter_mut().filter(|t| t.template) {
+        let existing = t.config.get("description").cloned().unwrap_or_default();
+        t.config.insert(
+            "description".into(),
+            attestation::description_with_attestation(&existing, &signed),
+        );
+    }
+    sim
+}
 
 pub struct Fleet {
     pub sim: SimServer,
@@ -60,7 +84,7 @@ pub async fn build(n: u32) -> Fleet {
     let operator: planner::OperatorId = FLEET_OPERATOR.parse().expect("id");
     let base_spec = serde_json::to_value(spec).expect("spec");
 
-    let mut sim_config = SimConfig::fast();
+    let mut sim_config = attested_fast_sim();
     for i in 0..n {
         let vmid = FIRST_VMID + 2 * i;
         let name = format!("n{i}");

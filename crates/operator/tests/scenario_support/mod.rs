@@ -7,13 +7,25 @@ use std::time::Duration;
 
 use operator::{Controller, ControllerConfig, ControllerHandle};
 use pve_client::{PveClient, Secret};
-use pve_sim::{SimAdmin, SimConfig, SimServer};
+use model::attestation::{self, AttestationKey, SignedStatement, Statement};
+use pve_sim::{SimAdmin, SimConfig, SimServer, TemplateConfig};
 use store::{
     EventQuery, NewTaint, ResourceKey, ResourceWrite, Severity, SqliteStore, Store, TaintSource,
 };
 
 pub const OPERATOR: &str = "test";
 pub const TAG: &str = "reborn-test";
+
+/// The seed of the key that signs the test templates (its public key is `GOLD`'s trusted key).
+pub const TEST_KEY_SEED: [u8; 32] = [0x5e; 32];
+/// The public key of [`TEST_KEY_SEED`], as manifests list it.
+pub const TEST_PUBLIC_KEY: &str =
+    "ed25519:8146640f02493af4fbc54fe33388e75dc2c937ae0b7727cc2b2afb1b75199a3e";
+/// A key no test manifest trusts.
+pub const UNTRUSTED_KEY_SEED: [u8; 32] = [0x0b; 32];
+/// The image digest `GOLD` expects.
+pub const GOLD_DIGEST: &str =
+    "sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192";
 
 pub const GOLD: &str = r#"
 apiVersion: reborn.dev/v1alpha1
@@ -22,8 +34,61 @@ metadata: {name: gold}
 spec:
   template: {pveNode: pve1, vmid: 9000}
   digest: sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192
-  trustedKeys: ["ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"]
+  trustedKeys: ["ed25519:8146640f02493af4fbc54fe33388e75dc2c937ae0b7727cc2b2afb1b75199a3e"]
 "#;
+
+/// A statement about image `name` with `digest`, signed by the key of `seed`.
+pub fn attestation(name: &str, digest: &str, seed: &[u8; 32]) -> SignedStatement {
+    let statement = Statement {
+        name: name.parse().expect("image name"),
+        version: "20260101.000000".to_owned(),
+        digest: digest.parse().expect("digest"),
+        created: "2026-01-01T00:00:00Z".parse().expect("time"),
+        builder: "operator tests".to_owned(),
+    };
+    attestation::sign(statement, &AttestationKey::from_seed(seed)).expect("signs")
+}
+
+/// `template` with `signed` in its description (other notes kept) and the image tag, the way
+/// `reborn gold register` writes them.
+pub fn with_attestation(mut template: TemplateConfig, signed: &SignedStatement) -> TemplateConfig {
+    let existing = template
+        .config
+        .get("description")
+        .cloned()
+        .unwrap_or_default();
+    template.config.insert(
+        "description".into(),
+        attestation::description_with_attestation(&existing, signed),
+    );
+    let tag = signed.statement.tag().expect("image tag").to_string();
+    let tags = match template.config.get("tags") {
+        Some(t) if !t.is_empty() => format!("{t};{tag}"),
+        _ => tag,
+    };
+    template.config.insert("tags".into(), tags);
+    template
+}
+
+/// `template` attested as image `gold` with [`GOLD_DIGEST`], signed by the test key.
+pub fn attested_template(template: TemplateConfig) -> TemplateConfig {
+    with_attestation(template, &attestation("gold", GOLD_DIGEST, &TEST_KEY_SEED))
+}
+
+/// `sim` with every template attested by [`attested_template`] (the plain VMs left alone).
+pub fn attested_sim(mut sim: SimConfig) -> SimConfig {
+    sim.templates = sim
+        .templates
+        .into_iter()
+        .map(|t| if t.template { attested_template(t) } else { t })
+        .collect();
+    sim
+}
+
+/// The fast simulator with attested templates: what every scenario clones from.
+pub fn attested_fast_sim() -> SimConfig {
+    attested_sim(SimConfig::fast())
+}
 
 /// A node manifest on pve1 with the given strategy and VMID range start; `ip` 0 = DHCP,
 /// otherwise the fixed address `10.0.10.<ip>`.
@@ -120,9 +185,10 @@ impl Harness {
     }
 
     pub async fn with_config(manifests: &str, config: ControllerConfig) -> Self {
-        Self::with_sim(manifests, config, SimConfig::fast()).await
+        Self::with_sim(manifests, config, attested_fast_sim()).await
     }
 
+    /// A harness on exactly `sim` (its templates as given: see [`attested_sim`]).
     pub async fn with_sim(manifests: &str, config: ControllerConfig, sim: SimConfig) -> Self {
         let sim = pve_sim::start(sim, "127.0.0.1:0".parse().expect("addr"))
             .await
