@@ -1,8 +1,7 @@
 //! Mutable accounting during one planning run: budgets, caps, clone slots, VMIDs and placement.
 
 use crate::fasthash::{FastMap, FastSet};
-use crate::inputs::{InFlightKind, Records};
-use crate::machine::NodeState;
+use crate::inputs::{InFlightKind, InstanceRole, Records};
 use crate::output::BudgetUsage;
 use crate::reason::BlockedBy;
 use crate::view::View;
@@ -26,7 +25,7 @@ pub(crate) struct Capacity<'a> {
     /// VMIDs this plan creates.
     pub planned_vmids: FastSet<VmId>,
     pub planned_mib: FastMap<PveNodeName, u64>,
-    /// Instances per (role label, PVE node) of the node states, for spreading: built on the
+    /// Instances per (role label, PVE node) of the declared nodes, for spreading: built on the
     /// first placement (a converged fleet places nothing).
     spread_base: OnceCell<FastMap<(&'a str, &'a PveNodeName), u32>>,
     /// Instances per (role label, PVE node) this plan creates.
@@ -107,15 +106,10 @@ impl<'a> Capacity<'a> {
 
     /// The allowed PVE node for a new instance: online, enough free memory after this plan's
     /// other creates; fewest instances of the same role, then most free memory, then name.
-    pub fn pick_pve_node(
-        &self,
-        view: &View<'_>,
-        node: &Node,
-        states: &[NodeState<'a>],
-    ) -> Option<PveNodeName> {
+    pub fn pick_pve_node(&self, view: &View<'a>, node: &Node) -> Option<PveNodeName> {
         let need = node.spec.resources.memory.mib();
         let role = node.metadata.labels.get("role");
-        let base = self.spread_base.get_or_init(|| spread_of(states));
+        let base = self.spread_base.get_or_init(|| spread_of(view));
         node.spec
             .placement
             .pve_nodes
@@ -160,14 +154,23 @@ impl<'a> Capacity<'a> {
     }
 }
 
-/// Instances per (role label, PVE node) of the nodes' current and incoming instances.
-fn spread_of<'a>(states: &[NodeState<'a>]) -> FastMap<(&'a str, &'a PveNodeName), u32> {
+/// Instances per (role label, PVE node) of every declared node's current and incoming instance
+/// (as [`NodeState::derive`] picks them: the first live record of each role).
+fn spread_of<'a>(view: &View<'a>) -> FastMap<(&'a str, &'a PveNodeName), u32> {
     let mut spread: FastMap<(&'a str, &'a PveNodeName), u32> = FastMap::default();
-    for st in states {
-        let Some(role) = st.dn.node.metadata.labels.get("role") else {
+    for (i, dn) in view.desired.nodes.iter().enumerate() {
+        let Some(role) = dn.node.metadata.labels.get("role") else {
             continue;
         };
-        for l in [st.current, st.incoming].into_iter().flatten() {
+        let (mut current, mut incoming) = (None, None);
+        for (rec, live) in view.records_of(i) {
+            match (rec.role, live) {
+                (InstanceRole::Current, Some(l)) if current.is_none() => current = Some(l),
+                (InstanceRole::Incoming, Some(l)) if incoming.is_none() => incoming = Some(l),
+                _ => {}
+            }
+        }
+        for l in [current, incoming].into_iter().flatten() {
             *spread.entry((role.as_str(), &l.vm.pve_node)).or_default() += 1;
         }
     }

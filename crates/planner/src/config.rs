@@ -202,8 +202,24 @@ fn sorted_tags(tags: &[PveTag]) -> Cow<'_, [PveTag]> {
 pub(crate) fn gold_text(gold: &Sha256Digest) -> String {
     let mut text = String::with_capacity(71);
     text.push_str("sha256:");
-    text.push_str(&hex::encode(gold.as_bytes()));
+    push_hex(&mut text, gold.as_bytes());
     text
+}
+
+/// Appends `bytes` as lower-case hex digits (what `hex::encode` writes).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
+/// Lower-case hex of a SHA-256 digest.
+fn hex_digest(digest: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    push_hex(&mut out, digest);
+    out
 }
 
 #[derive(Serialize)]
@@ -257,7 +273,7 @@ struct SpecCloudInit<'a> {
 fn hash_json<T: Serialize>(input: &T) -> Option<String> {
     let mut bytes = Vec::with_capacity(256);
     serde_json::to_writer(&mut bytes, input).ok()?;
-    Some(hex::encode(Sha256::digest(&bytes)))
+    Some(hex_digest(&Sha256::digest(&bytes)))
 }
 
 /// The hash of a managed config and the gold image it is cloned from: lower-case hex SHA-256 of
@@ -273,22 +289,39 @@ pub fn config_hash(config: &ManagedConfig, gold: &Sha256Digest) -> String {
     // Serialising plain data with string keys cannot fail; fall back to Debug text if it ever did
     // so that the hash stays a pure function of its input.
     hash_json(&input)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(format!("{config:?}{gold_text}").as_bytes())))
+        .unwrap_or_else(|| hex_digest(&Sha256::digest(format!("{config:?}{gold_text}").as_bytes())))
 }
 
 /// The spec hash recorded in a VM's marker: [`config_hash`] of the managed keys the spec asks
 /// for. Placement, readiness, replacement strategy and VMID range are not part of it: changing
 /// them does not replace running VMs.
 pub fn spec_hash(spec: &NodeSpec, gold: &Sha256Digest) -> String {
-    spec_hash_with(spec, gold, &gold_text(gold))
+    SpecHasher::new(gold).hash(spec)
 }
 
-/// [`spec_hash`] with the gold digest's text already computed (once per gold image per plan).
-pub(crate) fn spec_hash_with(spec: &NodeSpec, gold: &Sha256Digest, gold_text: &str) -> String {
-    let input = HashInput {
-        v: 1,
-        gold: gold_text,
-        config: SpecConfig {
+/// [`spec_hash`] for many specs of one gold image: the SHA-256 state after the input's constant
+/// head (`{"v":1,"gold":"sha256:..","config":`, more than one 64-byte block) is computed once,
+/// so each spec costs the hash of its config only.
+#[derive(Clone)]
+pub(crate) struct SpecHasher {
+    gold: Sha256Digest,
+    head: Sha256,
+}
+
+impl SpecHasher {
+    pub fn new(gold: &Sha256Digest) -> Self {
+        // The compact JSON `serde_json` writes for `HashInput` up to its `config` value (the
+        // digest's text is `sha256:` and hex digits: nothing to escape).
+        let mut head = Sha256::new();
+        head.update(br#"{"v":1,"gold":""#);
+        head.update(gold_text(gold).as_bytes());
+        head.update(br#"","config":"#);
+        SpecHasher { gold: *gold, head }
+    }
+
+    /// The spec hash of `spec` with this gold image.
+    pub fn hash(&self, spec: &NodeSpec) -> String {
+        let config = SpecConfig {
             cores: spec.resources.cores,
             memory_mib: spec.resources.memory.mib(),
             networks: SpecNetworks(&spec.network),
@@ -298,7 +331,112 @@ pub(crate) fn spec_hash_with(spec: &NodeSpec, gold: &Sha256Digest, gold_text: &s
                 user_data: &c.user_data,
             }),
             tags: sorted_tags(&spec.tags),
-        },
-    };
-    hash_json(&input).unwrap_or_else(|| config_hash(&ManagedConfig::from_spec(spec), gold))
+        };
+        let mut bytes = Vec::with_capacity(192);
+        match serde_json::to_writer(&mut bytes, &config) {
+            Ok(()) => {
+                bytes.push(b'}');
+                let mut hasher = self.head.clone();
+                hasher.update(&bytes);
+                hex_digest(&hasher.finalize())
+            }
+            // Cannot happen (plain data); the reference path keeps the result a pure function.
+            Err(_) => config_hash(&ManagedConfig::from_spec(spec), &self.gold),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec hash as first defined: serde_json of `{v, gold, config}` with the gold digest's
+    /// `Display` text and `ManagedConfig::from_spec`, SHA-256, `hex::encode`.
+    fn reference_hash(spec: &NodeSpec, gold: &Sha256Digest) -> String {
+        #[derive(Serialize)]
+        struct Input {
+            v: u32,
+            gold: String,
+            config: ManagedConfig,
+        }
+        let input = Input {
+            v: 1,
+            gold: gold.to_string(),
+            config: ManagedConfig::from_spec(spec),
+        };
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&input).expect("serialises"),
+        ))
+    }
+
+    fn spec(json: serde_json::Value) -> NodeSpec {
+        serde_json::from_value(json).expect("valid spec")
+    }
+
+    fn specs() -> Vec<NodeSpec> {
+        let base = serde_json::json!({
+            "goldImage": "base",
+            "vmids": {"from": 100, "to": 110},
+            "placement": {"pveNodes": ["pve1"]},
+            "resources": {"cores": 2, "memory": "4GiB"},
+        });
+        let mut full = base.clone();
+        full["network"] = serde_json::json!([
+            {"bridge": "vmbr0", "address": "10.0.0.5/24", "gateway": "10.0.0.1"},
+            {"bridge": "vmbr1"},
+        ]);
+        full["cloudInit"] = serde_json::json!({
+            "user": "ops \"quoted\"",
+            "sshKeys": ["ssh-ed25519 AAAA one", "ssh-ed25519 BBBB two"],
+            "userData": "local:snippets/user.yaml",
+        });
+        full["tags"] = serde_json::json!(["zeta", "alpha", "alpha", "jsonrag"]);
+        let mut sorted = base.clone();
+        sorted["tags"] = serde_json::json!(["alpha", "zeta"]);
+        let mut empty_ci = base.clone();
+        empty_ci["cloudInit"] = serde_json::json!({});
+        vec![spec(base), spec(full), spec(sorted), spec(empty_ci)]
+    }
+
+    fn digests() -> Vec<Sha256Digest> {
+        vec![
+            Sha256Digest::from_bytes([0xab; 32]),
+            Sha256Digest::from_bytes(std::array::from_fn(|i| u8::try_from(i * 8).unwrap_or(0))),
+        ]
+    }
+
+    #[test]
+    fn spec_hash_is_the_hash_of_the_canonical_document() {
+        for gold in digests() {
+            for spec in specs() {
+                let expected = reference_hash(&spec, &gold);
+                assert_eq!(spec_hash(&spec, &gold), expected);
+                assert_eq!(
+                    config_hash(&ManagedConfig::from_spec(&spec), &gold),
+                    expected
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gold_text_is_the_digest_display() {
+        for gold in digests() {
+            assert_eq!(gold_text(&gold), gold.to_string());
+        }
+    }
+
+    #[test]
+    fn drift_keys_from_spec_match_a_comparison_with_the_built_config() {
+        let specs = specs();
+        for live in &specs {
+            let live = ManagedConfig::from_spec(live);
+            for spec in &specs {
+                assert_eq!(
+                    live.differing_keys_from_spec(spec),
+                    live.differing_keys(&ManagedConfig::from_spec(spec))
+                );
+            }
+        }
+    }
 }

@@ -70,11 +70,13 @@ pub fn plan(
     let (adopted, adopt_actions, adopt_holds) = cleanup::adoptions(&index, records);
     let view = index.with_adopted(&adopted);
     let before = breaker::before(&view, records, &taints.active, policy, now);
+    // Only nodes with something to plan (or that take capacity) are kept.
     let states: Vec<NodeState<'_>> = desired
         .nodes
         .iter()
         .enumerate()
         .map(|(i, dn)| NodeState::derive(&view, i, dn))
+        .filter(|st| !st.quiet(&view))
         .collect();
     let ordered = planning_order(&states);
     let run = |tripped: Option<String>| {
@@ -99,7 +101,6 @@ pub fn plan(
         }
         let mut m = Machine {
             view: &view,
-            states: &states,
             cap,
             now,
             breaker: tripped,

@@ -1,7 +1,7 @@
 //! The per-node state machine: derives each node's state from the inputs and plans its steps.
 
 use crate::capacity::Capacity;
-use crate::config::{ManagedConfig, VmConfig, spec_hash, spec_hash_with};
+use crate::config::{ManagedConfig, VmConfig, spec_hash};
 use crate::inputs::{DesiredNode, InFlightKind, InstanceRole, Verification, VmStatus};
 use crate::marker::{OwnershipMarker, format_marker};
 use crate::output::{
@@ -56,10 +56,10 @@ impl<'a> NodeState<'a> {
             incoming: None,
             retiring: Vec::new(),
             gone: Vec::new(),
-            declared_hash: view.gold.get(&dn.node.spec.gold_image).map(|(g, text)| {
+            declared_hash: view.gold.get(&dn.node.spec.gold_image).map(|(_, hasher)| {
                 match &dn.spec_hash {
                     Some(h) => Cow::Borrowed(h.as_str()),
-                    None => Cow::Owned(spec_hash_with(&dn.node.spec, &g.spec.digest, text)),
+                    None => Cow::Owned(hasher.hash(&dn.node.spec)),
                 }
             }),
             compromised: false,
@@ -93,6 +93,25 @@ impl<'a> NodeState<'a> {
         st
     }
 
+    /// Whether planning leaves the node alone and it takes no capacity: one live, ready,
+    /// running current instance, nothing else recorded, no taint on it, nothing in flight, no
+    /// drift. [`Machine::plan_node`] emits nothing for such a node, so it is not planned at all
+    /// (a converged fleet is all quiet nodes).
+    pub fn quiet(&self, view: &View<'a>) -> bool {
+        let Some(cur) = self.current else {
+            return false;
+        };
+        let name = self.dn.node.name();
+        self.incoming.is_none()
+            && self.retiring.is_empty()
+            && self.gone.is_empty()
+            && self.available
+            && !self.current_stopped
+            && self.drift == Drift::None
+            && view.in_flight_of(name).is_empty()
+            && view.taints_of(name, &cur.rec.instance_id).is_empty()
+    }
+
     /// How `cur` differs from the declared spec.
     fn drift_of(&self, cur: Live<'_>) -> Drift {
         let Some(declared) = &self.declared_hash else {
@@ -118,8 +137,6 @@ impl<'a> NodeState<'a> {
 /// One planning run.
 pub(crate) struct Machine<'v, 'a> {
     pub view: &'v View<'a>,
-    /// Every node's state (placement spreads over their instances).
-    pub states: &'v [NodeState<'a>],
     pub cap: Capacity<'a>,
     pub now: DateTime<Utc>,
     pub breaker: Option<String>,
@@ -256,11 +273,12 @@ impl<'v, 'a> Machine<'v, 'a> {
             .cap
             .pick_vmid(self.view, &spec.vmids)
             .ok_or(BlockedBy::NoVmidLeft { range: spec.vmids })?;
-        let pve_node = self.cap.pick_pve_node(self.view, node, self.states).ok_or(
-            BlockedBy::NoPveNodeCapacity {
-                memory_mib: spec.resources.memory.mib(),
-            },
-        )?;
+        let pve_node =
+            self.cap
+                .pick_pve_node(self.view, node)
+                .ok_or(BlockedBy::NoPveNodeCapacity {
+                    memory_mib: spec.resources.memory.mib(),
+                })?;
         let max_on = self.view.policy.clones_per_pve_node;
         let on = self.cap.clones_on.get(&tmpl.pve_node).copied().unwrap_or(0);
         if on >= max_on {

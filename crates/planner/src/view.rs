@@ -5,7 +5,7 @@
 //! node hashes no strings. Owned VMs that need a second look (unrecorded ones: adoption
 //! candidates and orphans) are collected during the same pass.
 
-use crate::config::gold_text;
+use crate::config::SpecHasher;
 use crate::fasthash::{FastMap, FastSet};
 use crate::inputs::{
     Desired, InFlight, InstanceRecord, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo,
@@ -85,8 +85,8 @@ pub(crate) struct View<'a> {
     owned: Vec<Option<(&'a OwnedVmConfig, &'a OwnershipMarker)>>,
     pub pve_nodes: BTreeMap<&'a PveNodeName, &'a PveNodeInfo>,
     pub templates: FastMap<&'a Name, &'a TemplateStatus>,
-    /// Declared gold images with their digest as text (what the spec hash covers).
-    pub gold: FastMap<&'a Name, (&'a GoldImage, String)>,
+    /// Declared gold images, each with the spec hasher for its digest.
+    pub gold: FastMap<&'a Name, (&'a GoldImage, SpecHasher)>,
     /// Store records, then adopted ones.
     records: Vec<&'a InstanceRecord>,
     /// Per record: the position of its live VM (see [`View::resolve`]), or `NONE`.
@@ -189,7 +189,7 @@ impl<'a> View<'a> {
             gold: desired
                 .gold_images
                 .iter()
-                .map(|g| (g.name(), (g, gold_text(&g.spec.digest))))
+                .map(|g| (g.name(), (g, SpecHasher::new(&g.spec.digest))))
                 .collect(),
             records: Vec::with_capacity(records.instances.len()),
             record_vm: Vec::with_capacity(records.instances.len()),
