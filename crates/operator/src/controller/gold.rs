@@ -198,20 +198,19 @@ impl Inner {
                 reads.push((g, sg, vm, key, fingerprint));
             }
         }
-        let results =
-            futures_util::future::join_all(reads.into_iter().map(
-                |(g, sg, vm, key, fingerprint)| async move {
-                    let checked = self.read_and_check(g, sg, vm, &key, fingerprint).await;
-                    GoldOutcome {
-                        name: g.name().as_str().to_owned(),
-                        key: Some(key),
-                        pve_node: vm.pve_node.to_string(),
-                        read: true,
-                        checked,
-                    }
-                },
-            ))
-            .await;
+        let results = futures_util::future::join_all(reads.into_iter().map(
+            |(g, sg, vm, key, fingerprint)| async move {
+                let checked = self.read_and_check(g, sg, vm, &key, fingerprint).await;
+                GoldOutcome {
+                    name: g.name().as_str().to_owned(),
+                    key: Some(key),
+                    pve_node: vm.pve_node.to_string(),
+                    read: true,
+                    checked,
+                }
+            },
+        ))
+        .await;
         outcomes.extend(results);
         outcomes
     }
@@ -231,7 +230,10 @@ impl Inner {
             pve_client::NodeName::new(vm.pve_node.as_str()),
             pve_client::VmId::new(key.vmid),
         ) else {
-            return Checked::Unreadable(format!("VM {} on {} is not addressable", key.vmid, vm.pve_node));
+            return Checked::Unreadable(format!(
+                "VM {} on {} is not addressable",
+                key.vmid, vm.pve_node
+            ));
         };
         let cfg = match self.client.vm_config(&node, vmid).await {
             Ok(cfg) => cfg,
@@ -326,9 +328,10 @@ fn gold_status(sg: &StoredGold, o: &GoldOutcome, now: DateTime<Utc>) -> Option<V
     };
     let config_digest = match &o.checked {
         Checked::Verified(v) => Some(v.config_digest.clone()),
-        Checked::Rejected(TemplateProblem::Rejected(
-            model::TemplateRejection::ConfigChanged { current, .. },
-        )) => Some(current.clone()),
+        Checked::Rejected(TemplateProblem::Rejected(model::TemplateRejection::ConfigChanged {
+            current,
+            ..
+        })) => Some(current.clone()),
         _ => None,
     };
     Some(json!({
@@ -397,7 +400,12 @@ pub(crate) fn write_statuses(
     }
 }
 
-fn event(o: &GoldOutcome, condition: &Value, nodes: &[DesiredNode], now: DateTime<Utc>) -> NewEvent {
+fn event(
+    o: &GoldOutcome,
+    condition: &Value,
+    nodes: &[DesiredNode],
+    now: DateTime<Utc>,
+) -> NewEvent {
     let users: Vec<&str> = nodes
         .iter()
         .filter(|n| n.node.spec.gold_image.as_str() == o.name)

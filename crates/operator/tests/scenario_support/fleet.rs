@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pve_client::{PveClient, Secret};
 use model::attestation::{self, AttestationKey, Statement};
+use pve_client::{PveClient, Secret};
 use pve_sim::{SimConfig, SimServer, TemplateConfig};
 use store::{InstanceRecord, LeaseState, Op, ResourceKey, ResourceWrite, SqliteStore, Store, Txn};
 

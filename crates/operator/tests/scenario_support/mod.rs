@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::attestation::{self, AttestationKey, SignedStatement, Statement};
 use operator::{Controller, ControllerConfig, ControllerHandle};
 use pve_client::{PveClient, Secret};
-use model::attestation::{self, AttestationKey, SignedStatement, Statement};
 use pve_sim::{SimAdmin, SimConfig, SimServer, TemplateConfig};
 use store::{
     EventQuery, NewTaint, ResourceKey, ResourceWrite, Severity, SqliteStore, Store, TaintSource,
@@ -316,6 +316,48 @@ impl Harness {
             .expect("get")
             .expect("node exists")
             .status
+    }
+
+    /// The status of GoldImage `name` as stored (what `reborn get goldimages` shows).
+    pub fn gold_status(&self, name: &str) -> serde_json::Value {
+        self.store
+            .get(&ResourceKey::new("GoldImage", name))
+            .expect("get")
+            .expect("gold image exists")
+            .status
+    }
+
+    /// The `Verified` condition of GoldImage `name`: (status, reason, message).
+    pub fn gold_condition(&self, name: &str) -> (String, String, String) {
+        let status = self.gold_status(name);
+        let c = status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Verified"))
+            .cloned()
+            .unwrap_or_default();
+        let field = |k: &str| c[k].as_str().unwrap_or("missing").to_owned();
+        (field("status"), field("reason"), field("message"))
+    }
+
+    /// Every event of `kind`, oldest first.
+    pub fn events_of(&self, kind: &str) -> Vec<store::Event> {
+        self.store
+            .events(&EventQuery {
+                kind: Some(kind.to_owned()),
+                ..EventQuery::default()
+            })
+            .expect("events")
+    }
+
+    /// The message of a node's condition.
+    pub fn condition_message(&self, node: &str, kind: &str) -> String {
+        let status = self.status(node);
+        status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+            .and_then(|c| c["message"].as_str())
+            .unwrap_or("missing")
+            .to_owned()
     }
 
     pub fn condition(&self, node: &str, kind: &str) -> String {
