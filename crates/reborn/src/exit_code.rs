@@ -21,6 +21,8 @@ pub enum ExitStatus {
     Unauthorized,
     /// 7: `apply --wait` gave up before every node was Ready.
     TimedOut,
+    /// 8: `gold verify`: the attestation, its signature, or the image digest is not verified.
+    NotVerified,
 }
 
 impl ExitStatus {
@@ -35,6 +37,7 @@ impl ExitStatus {
             ExitStatus::Conflict => 5,
             ExitStatus::Unauthorized => 6,
             ExitStatus::TimedOut => 7,
+            ExitStatus::NotVerified => 8,
         }
     }
 }

@@ -193,7 +193,11 @@ pub struct IgnoredTaint {
     pub reason: String,
 }
 
-fn load_policies(store: &dyn Store) -> Result<Vec<audit::CompiledPolicy>, ApiError> {
+/// The stored TaintPolicies, compiled for evaluation (also used by the daemon's file tailers).
+///
+/// # Errors
+/// The store failed.
+pub fn load_policies(store: &dyn Store) -> Result<Vec<audit::CompiledPolicy>, ApiError> {
     let listing = store.list(model::Kind::TaintPolicy.as_str())?;
     Ok(listing
         .items
@@ -209,7 +213,11 @@ fn load_policies(store: &dyn Store) -> Result<Vec<audit::CompiledPolicy>, ApiErr
         .collect())
 }
 
-fn load_addresses(store: &dyn Store) -> Result<audit::NodeAddresses, ApiError> {
+/// The declared nodes' addresses, for attributing decisions by `peer.address`.
+///
+/// # Errors
+/// The store failed.
+pub fn load_addresses(store: &dyn Store) -> Result<audit::NodeAddresses, ApiError> {
     let listing = store.list(model::Kind::Node.as_str())?;
     let nodes: Vec<Node> = listing
         .items

@@ -60,6 +60,23 @@ impl Executor {
         let vmid = r.vmid.get();
         let (n, v) = pve_ids(node, r.pve_node.as_str(), vmid)?;
         self.owned_config(node, r, &n, v).await?;
+        // `cluster/resources` reports a VM started seconds ago as stopped until pvestatd's next
+        // sample (up to 10 s): ask the VM itself before starting it again.
+        if self
+            .client
+            .vm_status(&n, v)
+            .await
+            .is_ok_and(|s| s.status == "running")
+        {
+            // Nothing to do and nothing to record: the next passes see it running once the
+            // listing catches up, and readiness is tracked as before.
+            tracing::debug!(
+                node,
+                vmid,
+                "already running (the listing lags); not started again"
+            );
+            return Ok(Executed::Done);
+        }
         let started = Instant::now();
         let entry = self.begin(
             node,

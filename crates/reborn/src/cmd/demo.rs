@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use model::attestation::{self, AttestationKey, Statement};
 use operator::api::auth::{ApiToken, Role, TokenSet};
 use operator::api::wire::{ApplyResponse, EventList, ResourceList, TaintRequest};
 use operator::api::{ApiState, serve};
@@ -55,7 +56,8 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// Runs the demo; exit 0 when the tainted worker was replaced.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
-    let manifests = demo_manifests()?;
+    let set = demo_manifests()?;
+    let manifests = set.to_yaml()?;
 
     // 1. A simulated PVE cluster with the jsonRAG gold templates on shared storage.
     let mut sim_config = if args.fast {
@@ -64,12 +66,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
         SimConfig::default()
     };
     sim_config.tls = true;
-    sim_config.templates = jsonrag_templates();
+    sim_config.templates = jsonrag_templates(&set)?;
     let sim = pve_sim::start(sim_config, "127.0.0.1:0".parse()?)
         .await
         .context("starting the simulated PVE cluster")?;
     let fingerprint = sim.cert_fingerprint_sha256().context("TLS certificate")?;
-    println!("PVE (simulated, 8.4) at {}, certificate pinned by SHA-256", sim.base_url());
+    println!(
+        "PVE (simulated, 8.4) at {}, certificate pinned by SHA-256",
+        sim.base_url()
+    );
 
     // 2. The operator: store, PVE client, controller and API, all in this process.
     let dir = std::env::temp_dir().join(format!("reborn-demo-{}", std::process::id()));
@@ -83,13 +88,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
     let mut controller_config = ControllerConfig::fast("demo");
     controller_config.resync_ms = 1_000;
     let (controller, handle) = Controller::new(controller_config, store.clone(), pve)?;
+    let metrics = Metrics::new();
+    let controller = controller.with_metrics(metrics.clone());
     let api_secret = format!("demo-{:x}", rand_token());
     let tokens = TokenSet::new(vec![ApiToken::new(
         "demo",
         Role::Operator,
         Secret::new(api_secret.clone()),
     )]);
-    let state = ApiState::new(store.clone(), handle, tokens, Metrics::new());
+    let state = ApiState::new(store.clone(), handle, tokens, metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -97,7 +104,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
     let loop_controller = controller.clone();
     let loop_stop = stop_rx.clone();
     let loop_task = tokio::spawn(async move { loop_controller.run(stopped(loop_stop)).await });
-    println!("operator API at {api_url}, store {}", dir.join("reborn.db").display());
+    println!(
+        "operator API at {api_url}, store {}",
+        dir.join("reborn.db").display()
+    );
 
     let client = Client::new(&api_url, Some(api_secret))?;
     let printer = tokio::spawn(print_events(client.clone()));
@@ -152,8 +162,14 @@ async fn scenario(client: &Client, manifests: &str) -> anyhow::Result<String> {
     let after = wait_all_ready(client, Some((VICTIM, old_vmid))).await?;
     let old = old_vmid.context("the tainted worker had an instance")?;
     let promoted = wait_event(client, "Promoted", |_| true).await?;
-    wait_event(client, "Destroyed", |e| e.data["vmid"].as_u64() == Some(old)).await?;
-    println!("   all nodes Ready again, VM {old} destroyed: {}", summary(&after));
+    wait_event(client, "Destroyed", |e| {
+        e.data["vmid"].as_u64() == Some(old)
+    })
+    .await?;
+    println!(
+        "   all nodes Ready again, VM {old} destroyed: {}",
+        summary(&after)
+    );
     let recovery = promoted.data["recoverySeconds"]
         .as_f64()
         .map(|s| format!("{s:.2} s (taint → new instance Ready)"))
@@ -178,10 +194,17 @@ async fn wait_all_ready(
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
             all_ready &= ready;
-            vmids.insert(node.name.clone(), node.instance.as_ref().map(|i| u64::from(i.vmid)));
+            vmids.insert(
+                node.name.clone(),
+                node.instance.as_ref().map(|i| u64::from(i.vmid)),
+            );
         }
         let replaced = match changed {
-            Some((name, old)) => vmids.get(name).copied().flatten().is_some_and(|v| Some(v) != old),
+            Some((name, old)) => vmids
+                .get(name)
+                .copied()
+                .flatten()
+                .is_some_and(|v| Some(v) != old),
             None => true,
         };
         if all_ready && replaced {
@@ -239,7 +262,7 @@ async fn print_events(client: Client) {
 
 /// The embedded jsonRAG manifests, adapted to the simulator: simulated VMs run no services, so
 /// TCP/HTTP probes are dropped and readiness is the guest agent alone (said on screen).
-fn demo_manifests() -> anyhow::Result<String> {
+fn demo_manifests() -> anyhow::Result<model::ManifestSet> {
     let mut text = String::new();
     for (_, content) in JSONRAG {
         text.push_str(content);
@@ -251,28 +274,58 @@ fn demo_manifests() -> anyhow::Result<String> {
         node.spec.readiness.tcp = None;
         node.spec.readiness.http = None;
     }
-    println!("demo: examples/jsonrag with TCP/HTTP readiness probes dropped (simulated VMs serve nothing)");
-    Ok(set.to_yaml()?)
+    println!(
+        "demo: examples/jsonrag with TCP/HTTP readiness probes dropped (simulated VMs serve nothing)"
+    );
+    Ok(set)
 }
 
+/// The demo's attestation key. Its seed is in this source file, so it proves nothing outside
+/// the demo: `examples/jsonrag/gold-images.yaml` trusts its public key only so that the demo
+/// runs as shipped. Replace it with your own key (`reborn gold keygen`) before real use.
+pub const DEMO_KEY_SEED: [u8; 32] = *b"reborn-demo-key:not-a-secret!!!!";
+
 /// The gold templates named by examples/jsonrag/gold-images.yaml, on shared storage so clones
-/// can land on either PVE node.
-fn jsonrag_templates() -> Vec<TemplateConfig> {
-    [(9001, "jsonrag-ingress"), (9002, "jsonrag-worker")]
-        .into_iter()
-        .map(|(vmid, name)| TemplateConfig {
-            vmid,
-            name: name.to_owned(),
+/// can land on either PVE node, each attested the way `reborn gold attest` + `register` do it:
+/// a statement naming the manifest's digest, signed with the demo key, in the description, and
+/// the image tag.
+fn jsonrag_templates(set: &model::ManifestSet) -> anyhow::Result<Vec<TemplateConfig>> {
+    let key = AttestationKey::from_seed(&DEMO_KEY_SEED);
+    let mut templates = Vec::new();
+    for gold in &set.gold_images {
+        let vmid = gold
+            .spec
+            .template
+            .vmid
+            .context("the demo's gold images name their template by vmid")?;
+        let statement = Statement {
+            name: gold.metadata.name.clone(),
+            version: "demo".to_owned(),
+            digest: gold.spec.digest.clone(),
+            created: chrono::Utc::now(),
+            builder: "reborn demo".to_owned(),
+        };
+        let tag = statement.tag()?.to_string();
+        let signed = attestation::sign(statement, &key)?;
+        let description = attestation::description_with_attestation(
+            &format!("{} gold image", gold.metadata.name),
+            &signed,
+        );
+        templates.push(TemplateConfig {
+            vmid: vmid.get(),
+            name: gold.metadata.name.to_string(),
             storage: "shared".to_owned(),
             config: [
                 ("agent".to_owned(), "1".to_owned()),
-                ("description".to_owned(), format!("{name} gold image")),
+                ("description".to_owned(), description),
+                ("tags".to_owned(), tag),
             ]
             .into_iter()
             .collect(),
             ..TemplateConfig::default()
-        })
-        .collect()
+        });
+    }
+    Ok(templates)
 }
 
 /// A random value for the demo's API token (not a secret worth protecting: the API lives as
@@ -280,6 +333,50 @@ fn jsonrag_templates() -> Vec<TemplateConfig> {
 fn rand_token() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    (u128::from(h.finish()) << 64) | u128::from(std::collections::hash_map::RandomState::new().build_hasher().finish())
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (u128::from(h.finish()) << 64)
+        | u128::from(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jsonrag_example_trusts_the_demo_key_and_names_templates_by_vmid() {
+        let set = demo_manifests().expect("embedded manifests are valid");
+        let public = AttestationKey::from_seed(&DEMO_KEY_SEED).public_key();
+        for gold in &set.gold_images {
+            assert!(
+                gold.spec.trusted_keys.contains(&public),
+                "{} must trust the demo key {public}",
+                gold.metadata.name
+            );
+        }
+        let templates = jsonrag_templates(&set).expect("templates");
+        assert_eq!(templates.len(), set.gold_images.len());
+        for t in &templates {
+            let description = &t.config["description"];
+            let gold = set
+                .gold_images
+                .iter()
+                .find(|g| g.spec.template.vmid.map(|v| v.get()) == Some(t.vmid))
+                .expect("a gold image per template");
+            attestation::verify_template(
+                description,
+                true,
+                &gold.spec.digest,
+                &gold.spec.trusted_keys,
+            )
+            .expect("the demo's templates verify against the manifests");
+        }
+    }
 }

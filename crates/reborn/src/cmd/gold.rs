@@ -15,11 +15,6 @@ use model::{Ed25519PublicKey, Name};
 
 use crate::exit_code::ExitStatus;
 
-/// Exit code of `reborn gold verify` when the attestation does not verify (malformed,
-/// untrusted key, bad signature, or the image's digest differs). Documented in `docs/security.md`
-/// and `gold-images/README.md`.
-pub const EXIT_NOT_VERIFIED: i32 = 8;
-
 /// Flags of `reborn gold`.
 #[derive(Debug, clap::Args)]
 pub struct GoldArgs {
@@ -296,11 +291,10 @@ fn read_attestation(path: &Path) -> anyhow::Result<Result<SignedStatement, Attes
     Ok(SignedStatement::from_json(&text))
 }
 
-/// Ends the process with [`EXIT_NOT_VERIFIED`] after printing why.
-fn not_verified(message: impl std::fmt::Display) -> ! {
+/// Prints why the attestation or image is not verified; the command ends with exit code 8.
+fn not_verified(message: impl std::fmt::Display) -> anyhow::Result<ExitStatus> {
     eprintln!("error: NOT VERIFIED: {message}");
-    let _ = std::io::stdout().flush();
-    std::process::exit(EXIT_NOT_VERIFIED)
+    Ok(ExitStatus::NotVerified)
 }
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -310,17 +304,17 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     let signed = match read_attestation(&args.attestation)? {
         Ok(signed) => signed,
-        Err(e) => not_verified(format_args!("{}: {e}", args.attestation.display())),
+        Err(e) => return not_verified(format_args!("{}: {e}", args.attestation.display())),
     };
     let verified = match attestation::verify(&signed, &trusted) {
         Ok(v) => v,
-        Err(e) => not_verified(e),
+        Err(e) => return not_verified(e),
     };
     let statement = verified.statement();
     if let Some(image) = &args.image {
         let actual = hash_file(image)?;
         if actual != statement.digest {
-            not_verified(format_args!(
+            return not_verified(format_args!(
                 "{} has digest {actual}, the attestation says {}",
                 image.display(),
                 statement.digest
@@ -359,7 +353,7 @@ async fn register(args: &RegisterArgs) -> anyhow::Result<ExitStatus> {
         }
     };
     if let Err(e) = attestation::verify(&signed, &trusted) {
-        not_verified(e);
+        return not_verified(e);
     }
     let tag = match signed.statement.tag() {
         Ok(tag) => tag,

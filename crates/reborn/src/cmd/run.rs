@@ -3,9 +3,10 @@
 //! on SIGINT/SIGTERM.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use operator::api::audit_ingest::{AuditIngest, load_addresses, load_policies};
 use operator::api::{ApiOptions, ApiState};
 use operator::config::{DaemonConfig, ResolvedConfig};
 use operator::metrics::Metrics;
@@ -75,17 +76,16 @@ pub fn build(
         .context("building the PVE client")?;
     let (controller, handle) = Controller::new(controller_config, store.clone(), client)
         .context("building the controller")?;
+    let metrics = Metrics::new();
+    let controller = controller.with_metrics(metrics.clone());
     let options = ApiOptions {
         max_body_bytes: resolved.config.api.max_body_bytes,
         metrics_auth: resolved.config.api.metrics_auth,
     };
-    let api = ApiState::new(
-        store.clone(),
-        handle,
-        resolved.api_tokens.clone(),
-        Metrics::new(),
-    )
-    .with_options(options);
+    let api = ApiState::new(store.clone(), handle, resolved.api_tokens.clone(), metrics)
+        .with_options(options)
+        .with_webhook(resolved.webhook.clone())
+        .with_audit_ingest(AuditIngest::new(resolved.audit_ingest.clone()));
     Ok(Daemon {
         controller,
         api,
@@ -110,16 +110,92 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         stopped(stop_rx.clone()),
     ));
     let controller = daemon.controller.clone();
-    let loop_task = tokio::spawn(async move { controller.run(stopped(stop_rx)).await });
+    let loop_stop = stop_rx.clone();
+    let loop_task = tokio::spawn(async move { controller.run(stopped(loop_stop)).await });
+    let tailers = spawn_audit_tailers(&resolved, daemon.store.clone(), stop_rx);
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     loop_task.await.context("the controller task")?;
+    for tailer in tailers {
+        let _ = tailer.await;
+    }
     api.await
         .context("the API task")?
         .context("the operator API")?;
     Ok(ExitStatus::Success)
+}
+
+/// One tailer per configured Cerbos audit log, sharing one ingestor (so sliding windows span
+/// sources) whose TaintPolicies and node addresses follow the store.
+fn spawn_audit_tailers(
+    resolved: &ResolvedConfig,
+    store: Arc<dyn Store>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let sources = &resolved.config.audit.sources;
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    let ingestor = Arc::new(Mutex::new(audit::Ingestor::new(
+        Vec::new(),
+        audit::AddressBook::default(),
+    )));
+    refresh_ingestor(&*store, &ingestor);
+    let mut tasks = vec![tokio::spawn(follow_store(
+        store.clone(),
+        ingestor.clone(),
+        stop.clone(),
+    ))];
+    for source in sources {
+        let config = audit::FileSourceConfig::new(
+            format!("file:{}", source.path.display()),
+            source.path.clone(),
+        );
+        let (store, ingestor, stop) = (store.clone(), ingestor.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let path = config.path.clone();
+            if let Err(err) = audit::run_file_source(config, store, ingestor, stop, None).await {
+                tracing::error!(path = %path.display(), error = %err, "audit tailer stopped");
+            }
+        }));
+    }
+    tasks
+}
+
+/// Reloads the TaintPolicies and node addresses into the ingestor.
+fn refresh_ingestor(store: &dyn Store, ingestor: &Mutex<audit::Ingestor>) {
+    match (load_policies(store), load_addresses(store)) {
+        (Ok(policies), Ok(addresses)) => {
+            let mut ing = ingestor.lock().unwrap_or_else(|e| e.into_inner());
+            ing.set_policies(policies);
+            ing.addresses().replace(addresses);
+        }
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::warn!(error = %err, "could not reload taint policies for audit tailing");
+        }
+    }
+}
+
+/// Refreshes the ingestor after every committed store change until stopped.
+async fn follow_store(
+    store: Arc<dyn Store>,
+    ingestor: Arc<Mutex<audit::Ingestor>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut changes = store.subscribe();
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                refresh_ingestor(&*store, &ingestor);
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Resolves when the stop flag is set.
