@@ -482,4 +482,86 @@ mod tests {
         assert!(owned_config(&all, &op).isolated);
         assert!(!owned_config(&config(&[]), &op).isolated);
     }
+
+    fn gold_spec(key: &attestation::AttestationKey) -> GoldImageSpec {
+        GoldImageSpec {
+            template: serde_json::from_value(serde_json::json!({"pveNode": "pve1", "vmid": 9000}))
+                .expect("template ref"),
+            digest: DIGEST.parse().expect("digest"),
+            trusted_keys: vec![key.public_key()],
+        }
+    }
+
+    const DIGEST: &str = "sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192";
+
+    fn signed_description(key: &attestation::AttestationKey) -> String {
+        let statement = attestation::Statement {
+            name: "gold".parse().expect("name"),
+            version: "1".to_owned(),
+            digest: DIGEST.parse().expect("digest"),
+            created: "2026-01-01T00:00:00Z".parse().expect("time"),
+            builder: "unit test".to_owned(),
+        };
+        let signed = attestation::sign(statement, key).expect("signs");
+        attestation::description_with_attestation("notes", &signed)
+    }
+
+    #[test]
+    fn a_signed_template_passes_and_reports_the_digest_it_checked() {
+        let key = attestation::AttestationKey::from_seed(&[1; 32]);
+        let cfg = config(&[
+            ("template", serde_json::json!(1)),
+            ("description", serde_json::json!(signed_description(&key))),
+            ("digest", serde_json::json!("abc")),
+        ]);
+        let v = check_template(&gold_spec(&key), 9000, &cfg, None).expect("verified");
+        assert_eq!(v.config_digest, "abc");
+        assert_eq!(v.statement.key(), &key.public_key());
+        assert!(check_template(&gold_spec(&key), 9000, &cfg, Some("abc")).is_ok());
+    }
+
+    #[test]
+    fn a_changed_config_digest_is_refused_even_with_a_valid_signature() {
+        let key = attestation::AttestationKey::from_seed(&[1; 32]);
+        let cfg = config(&[
+            ("template", serde_json::json!(1)),
+            ("description", serde_json::json!(signed_description(&key))),
+            ("digest", serde_json::json!("new")),
+        ]);
+        let err = check_template(&gold_spec(&key), 9000, &cfg, Some("old")).expect_err("changed");
+        assert_eq!(err.code(), "TemplateConfigChanged");
+        assert!(err.to_string().contains("old"), "{err}");
+    }
+
+    #[test]
+    fn what_is_wrong_with_the_attestation_is_reported_before_the_config_change() {
+        let key = attestation::AttestationKey::from_seed(&[1; 32]);
+        let cfg = config(&[
+            ("template", serde_json::json!(1)),
+            ("description", serde_json::json!("notes only")),
+            ("digest", serde_json::json!("new")),
+        ]);
+        let err = check_template(&gold_spec(&key), 9000, &cfg, Some("old")).expect_err("refused");
+        assert_eq!(err.code(), "NoAttestation");
+        let plain = config(&[
+            ("description", serde_json::json!(signed_description(&key))),
+            ("digest", serde_json::json!("old")),
+        ]);
+        let err = check_template(&gold_spec(&key), 9000, &plain, Some("old")).expect_err("refused");
+        assert_eq!(err.code(), "NotATemplate");
+    }
+
+    #[test]
+    fn a_config_without_a_digest_is_refused() {
+        let key = attestation::AttestationKey::from_seed(&[1; 32]);
+        let cfg = config(&[
+            ("template", serde_json::json!(1)),
+            ("description", serde_json::json!(signed_description(&key))),
+        ]);
+        let err = check_template(&gold_spec(&key), 9000, &cfg, None).expect_err("refused");
+        assert_eq!(err.code(), "NoConfigDigest");
+        assert!(
+            matches!(err.verification(), Verification::Failed(m) if m.starts_with("NoConfigDigest: "))
+        );
+    }
 }

@@ -225,3 +225,77 @@ async fn a_missing_template_holds_the_node_without_reading_configs() {
     );
     assert_eq!(h.condition("worker-1", "Held"), "True");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refusal_is_visible_through_the_operator_api() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use operator::api::ApiState;
+    use operator::api::auth::{ApiToken, Role, TokenSet};
+    use tower::ServiceExt;
+
+    let h = Harness::with_sim(
+        &manifests(),
+        operator::ControllerConfig::fast(OPERATOR),
+        SimConfig::fast(),
+    )
+    .await;
+    h.converge().await;
+
+    let tokens = TokenSet::new(vec![ApiToken::new(
+        "viewer",
+        Role::Viewer,
+        pve_client::Secret::new("viewer-token"),
+    )]);
+    let state = ApiState::new(
+        h.store.clone(),
+        h.handle.clone(),
+        tokens,
+        operator::metrics::Metrics::new(),
+    );
+    let get = |path: &str| {
+        let state = state.clone();
+        let req = Request::builder()
+            .uri(path)
+            .header("authorization", "Bearer viewer-token")
+            .body(Body::empty())
+            .expect("request");
+        async move {
+            let resp = operator::api::router(state)
+                .oneshot(req)
+                .await
+                .expect("router answers");
+            assert!(resp.status().is_success(), "{}", resp.status());
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")
+        }
+    };
+    // `reborn get goldimages gold -o yaml` / `describe`: the condition as stored.
+    let gold = get("/v1/goldimages/gold").await;
+    let condition = &gold["status"]["conditions"][0];
+    assert_eq!(condition["type"], "Verified", "{gold}");
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "NoAttestation");
+    // `reborn describe node worker-1`: held, with the reason.
+    let node = get("/v1/nodes/worker-1").await;
+    let held = node["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Held"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(held["status"], "True", "{node}");
+    assert!(
+        held["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NoAttestation"),
+        "{held}"
+    );
+    // `reborn events`: the rejection with its code.
+    let events = get("/v1/events").await;
+    let text = events.to_string();
+    assert!(text.contains("TemplateRejected"), "{text}");
+    assert!(text.contains("NoAttestation"), "{text}");
+}
