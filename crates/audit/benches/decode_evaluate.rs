@@ -10,74 +10,23 @@
 
 use std::hint::black_box;
 
-use audit::{AddressBook, CompiledPolicy, IngestReport, Ingestor, NodeAddresses};
+use audit::{IngestReport, Ingestor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const SAMPLE: &str = include_str!("../tests/data/audit.log");
-const LINES: usize = 20_000;
+#[path = "support/workload.rs"]
+mod workload;
 
-fn policies() -> Vec<CompiledPolicy> {
-    let yaml = "apiVersion: reborn.dev/v1alpha1
-kind: TaintPolicy
-metadata: {name: worker-cross-tenant}
-spec:
-  match:
-    principalIds: [svc-reports]
-    resourceKinds: [tenant_document]
-    rules: [\"resource.tenant_document.vdefault#deny-cross-tenant\"]
-  threshold: {count: 3, window: 5m}
-  severity: Critical
-  action: Replace
----
-apiVersion: reborn.dev/v1alpha1
-kind: TaintPolicy
-metadata: {name: any-deny}
-spec:
-  match: {}
-  threshold: {count: 1000000, window: 1h}
-  severity: Low
-  action: Report
-";
-    let set = model::load_str("bench.yaml", yaml).expect("bench policies load");
-    set.taint_policies.iter().map(CompiledPolicy::new).collect()
-}
-
-fn input() -> Vec<u8> {
-    let decisions: Vec<&str> = SAMPLE
-        .lines()
-        .filter(|l| l.contains("\"checkResources\""))
-        .collect();
-    let mut out = Vec::new();
-    for i in 0..LINES {
-        let line = decisions[i % decisions.len()];
-        // Fresh callId and timestamp so every call is new to the joiner and the windows.
-        let v: serde_json::Value = serde_json::from_str(line).expect("sample is JSON");
-        let mut v = v;
-        v["callId"] = format!("01M7ZT1K{i:018}").into();
-        v["timestamp"] = format!(
-            "2026-11-21T19:{:02}:{:02}.{:06}Z",
-            (i / 60_000) % 60,
-            (i / 1000) % 60,
-            i % 1000
-        )
-        .into();
-        out.extend_from_slice(v.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
+use workload::LINES;
 
 fn bench(c: &mut Criterion) {
-    let data = input();
-    let mut map = NodeAddresses::new();
-    map.insert("worker-1", "127.0.0.1".parse().expect("ip"));
-    let book = AddressBook::new(map);
+    let data = workload::input();
+    let book = workload::addresses();
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(LINES as u64));
     group.sample_size(20);
     group.bench_function("decode_join_evaluate_decision_lines", |b| {
         b.iter(|| {
-            let mut ing = Ingestor::new(policies(), book.clone());
+            let mut ing = Ingestor::new(workload::policies(), book.clone());
             let mut report = IngestReport::default();
             let taints = ing.process(black_box(&data), &mut report);
             assert_eq!(report.check_decisions, LINES as u64);

@@ -1,12 +1,14 @@
 //! Attributes a decision to a node: by the caller's address (`peer.address`) or, optionally and spoofably, by a metadata key.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use model::{Attribution, AttributionSource};
 
-use crate::decode::DecisionEntry;
+use crate::decode::{DecisionEntry, RequestMetadata};
 
 /// Which node owns which address. Addresses come from the declared `Node` manifests
 /// (`spec.network[].address`) and from what the guest agent reports.
@@ -144,44 +146,107 @@ pub enum Attributed {
 
 /// Attributes a decision entry per the policy's `attribution`.
 pub fn attribute(entry: &DecisionEntry, how: &Attribution, map: &NodeAddresses) -> Attributed {
+    let ip = peer_ip(&entry.peer.address);
+    match attribute_with(
+        &entry.peer.address,
+        ip,
+        || Cow::Borrowed(&entry.metadata),
+        how,
+        map,
+    ) {
+        Ok((node, via)) => Attributed::Node {
+            node: node.to_owned(),
+            via: via.to_string(),
+        },
+        Err(why) => Attributed::Unattributed(why.to_string()),
+    }
+}
+
+/// What identified the node of an attributed decision (`peer:<ip>` or `metadata:<key>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// The peer address.
+    Peer(IpAddr),
+    /// A metadata key (lower-case).
+    Metadata(String),
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Peer(ip) => write!(f, "peer:{ip}"),
+            Via::Metadata(key) => write!(f, "metadata:{key}"),
+        }
+    }
+}
+
+/// Why a decision was not attributed (displayed only when logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal<'a> {
+    NotAnIp(&'a str),
+    NoNode(IpAddr),
+    SharedAddress(IpAddr, Vec<String>),
+    NoMetadataKey,
+    UnknownNode(String, String),
+    MetadataAbsent(String),
+    SeveralValues(String),
+}
+
+impl fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotAnIp(a) => write!(f, "peer address {a:?} is not an IP address"),
+            Refusal::NoNode(ip) => write!(f, "no node has address {ip}"),
+            Refusal::SharedAddress(ip, owners) => write!(
+                f,
+                "address {ip} is claimed by several nodes: {}",
+                owners.join(", ")
+            ),
+            Refusal::NoMetadataKey => f.write_str("no metadataKey configured"),
+            Refusal::UnknownNode(key, one) => {
+                write!(f, "metadata {key} names unknown node {one:?}")
+            }
+            Refusal::MetadataAbsent(key) => write!(f, "metadata {key} is absent"),
+            Refusal::SeveralValues(key) => {
+                write!(f, "metadata {key} has several values (refused)")
+            }
+        }
+    }
+}
+
+/// [`attribute`] from the parts it reads: the peer address and its parsed IP, and the
+/// metadata (only read for `MetadataKey` attribution). The node name is borrowed from `map`.
+pub(crate) fn attribute_with<'a, 'm, 'd>(
+    peer_address: &'a str,
+    peer_ip: Option<IpAddr>,
+    metadata: impl FnOnce() -> Cow<'d, RequestMetadata>,
+    how: &Attribution,
+    map: &'m NodeAddresses,
+) -> Result<(&'m str, Via), Refusal<'a>> {
     match how.by {
         AttributionSource::PeerAddress => {
-            let Some(ip) = peer_ip(&entry.peer.address) else {
-                return Attributed::Unattributed(format!(
-                    "peer address {:?} is not an IP address",
-                    entry.peer.address
-                ));
-            };
+            let ip = peer_ip.ok_or(Refusal::NotAnIp(peer_address))?;
             match map.node_for_ip(ip) {
-                Ok(Some(node)) => Attributed::Node {
-                    node: node.to_owned(),
-                    via: format!("peer:{ip}"),
-                },
-                Ok(None) => Attributed::Unattributed(format!("no node has address {ip}")),
-                Err(owners) => Attributed::Unattributed(format!(
-                    "address {ip} is claimed by several nodes: {}",
-                    owners.join(", ")
-                )),
+                Ok(Some(node)) => Ok((node, Via::Peer(ip))),
+                Ok(None) => Err(Refusal::NoNode(ip)),
+                Err(owners) => Err(Refusal::SharedAddress(ip, owners)),
             }
         }
         AttributionSource::MetadataKey => {
-            let Some(key) = how.metadata_key.as_deref() else {
-                return Attributed::Unattributed("no metadataKey configured".to_owned());
-            };
-            let key = key.to_ascii_lowercase();
-            let values = entry.metadata.get(&key).map(|v| v.values.as_slice());
+            let key = how
+                .metadata_key
+                .as_deref()
+                .ok_or(Refusal::NoMetadataKey)?
+                .to_ascii_lowercase();
+            let metadata = metadata();
+            let values = metadata.get(&key).map(|v| v.values.as_slice());
             match values {
-                Some([one]) if map.knows(one) => Attributed::Node {
-                    node: one.clone(),
-                    via: format!("metadata:{key}"),
+                Some([one]) => match map.nodes.get(one.as_str()) {
+                    Some(node) => Ok((node.as_str(), Via::Metadata(key))),
+                    None => Err(Refusal::UnknownNode(key, one.clone())),
                 },
-                Some([one]) => {
-                    Attributed::Unattributed(format!("metadata {key} names unknown node {one:?}"))
-                }
-                Some([]) | None => Attributed::Unattributed(format!("metadata {key} is absent")),
-                Some(_) => {
-                    Attributed::Unattributed(format!("metadata {key} has several values (refused)"))
-                }
+                Some([]) | None => Err(Refusal::MetadataAbsent(key)),
+                Some(_) => Err(Refusal::SeveralValues(key)),
             }
         }
     }

@@ -4,10 +4,14 @@
 //! default. Unknown fields are ignored. Field names are the protobuf JSON names.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+
+use crate::shape::AnyVisitor;
 
 /// One decoded audit line.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,6 +307,16 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The effect of a protobuf enum number.
+    fn of_number(n: i64) -> Self {
+        match n {
+            1 => Effect::Allow,
+            2 => Effect::Deny,
+            3 => Effect::NoMatch,
+            _ => Effect::Unspecified,
+        }
+    }
+
     /// The name Cerbos writes.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -316,26 +330,45 @@ impl Effect {
 
 impl<'de> Deserialize<'de> for Effect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Enum names normally; protojson may write the number inside repeated fields.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw<'a> {
-            Name(#[serde(borrow)] std::borrow::Cow<'a, str>),
-            Number(i64),
-            Other(serde::de::IgnoredAny),
+        // Enum names normally; protojson may write the number inside repeated fields. Any
+        // other valid JSON is `Unspecified`.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Effect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an effect name or number")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Effect, E> {
+                Ok(match v {
+                    "EFFECT_ALLOW" => Effect::Allow,
+                    "EFFECT_DENY" => Effect::Deny,
+                    "EFFECT_NO_MATCH" => Effect::NoMatch,
+                    _ => Effect::Unspecified,
+                })
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Effect, E> {
+                Ok(Effect::of_number(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Effect, E> {
+                Ok(i64::try_from(v).map_or(Effect::Unspecified, Effect::of_number))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Effect, E> {
+                Ok(Effect::Unspecified)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Effect, E> {
+                Ok(Effect::Unspecified)
+            }
+            fn visit_unit<E>(self) -> Result<Effect, E> {
+                Ok(Effect::Unspecified)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Effect, A::Error> {
+                AnyVisitor.visit_seq(seq).map(|_| Effect::Unspecified)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Effect, A::Error> {
+                AnyVisitor.visit_map(map).map(|_| Effect::Unspecified)
+            }
         }
-        Ok(match Raw::deserialize(d)? {
-            Raw::Name(n) => match n.as_ref() {
-                "EFFECT_ALLOW" => Effect::Allow,
-                "EFFECT_DENY" => Effect::Deny,
-                "EFFECT_NO_MATCH" => Effect::NoMatch,
-                _ => Effect::Unspecified,
-            },
-            Raw::Number(1) => Effect::Allow,
-            Raw::Number(2) => Effect::Deny,
-            Raw::Number(3) => Effect::NoMatch,
-            Raw::Number(_) | Raw::Other(_) => Effect::Unspecified,
-        })
+        d.deserialize_any(V)
     }
 }
 
@@ -427,18 +460,43 @@ pub struct AuditTrail {
     pub effective_policies: BTreeMap<String, Value>,
 }
 
-/// Timestamps that do not parse become `None` rather than failing the whole line.
-fn lenient_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw<'a> {
-        Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
-        Other(serde::de::IgnoredAny),
+/// Timestamps that do not parse become `None` rather than failing the whole line (any valid
+/// JSON is accepted).
+pub(crate) fn lenient_time<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an RFC 3339 timestamp")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(DateTime::parse_from_rfc3339(v)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            AnyVisitor.visit_seq(seq).map(|_| None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            AnyVisitor.visit_map(map).map(|_| None)
+        }
     }
-    Ok(match Raw::deserialize(d)? {
-        Raw::Text(s) => DateTime::parse_from_rfc3339(&s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        Raw::Other(_) => None,
-    })
+    d.deserialize_any(V)
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use store::{AuditCursor, CursorPosition, NewEvent, NewTaint, Op, OpResult, Store, Taint, Txn};
 
-use crate::attribution::AddressBook;
+use crate::attribution::{AddressBook, NodeAddresses};
 use crate::decode::{DecodeError, Entry, decode_line};
-use crate::join::{JoinedCall, Joiner};
+use crate::join::{Joiner, Released};
+use crate::lite::{AccessLite, DecisionLite, LiteEntry, decode_lite};
 use crate::policy::{CompiledPolicy, EvalStats, Evaluator};
 
 /// The event kind appended next to every taint a policy raises.
@@ -46,15 +47,21 @@ pub struct IngestReport {
     pub cursor: Option<CursorPosition>,
 }
 
-impl IngestReport {
-    fn absorb_joined(&mut self, calls: &[JoinedCall]) {
-        for c in calls {
-            match (&c.access, &c.decision) {
-                (Some(_), Some(_)) => self.joined += 1,
-                (Some(_), None) => self.access_only += 1,
-                (None, Some(_)) => self.decision_only += 1,
-                (None, None) => {}
-            }
+/// Calls released by the joiner during one batch, by the halves they had.
+#[derive(Debug, Default)]
+struct JoinCounts {
+    joined: u64,
+    access_only: u64,
+    decision_only: u64,
+}
+
+impl JoinCounts {
+    fn count(&mut self, r: &Released) {
+        match (r.has_access(), r.has_decision()) {
+            (true, true) => self.joined += 1,
+            (true, false) => self.access_only += 1,
+            (false, true) => self.decision_only += 1,
+            (false, false) => {}
         }
     }
 }
@@ -119,41 +126,93 @@ impl Ingestor {
     /// only pass complete lines).
     pub fn process(&mut self, data: &[u8], report: &mut IngestReport) -> Vec<NewTaint> {
         let mut taints = Vec::new();
-        let mut joined = Vec::new();
+        let mut joins = JoinCounts::default();
         let addresses = self.addresses.clone();
         addresses.read(|map| {
+            if let Ok(text) = std::str::from_utf8(data) {
+                // Every Cerbos line is UTF-8: one check for the batch, then borrowed decoding.
+                for line in text.split('\n') {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    report.lines += 1;
+                    let decoded = decode_lite(line).map(|e| {
+                        self.take(e, map, report, &mut taints, &mut joins);
+                    });
+                    if let Err(err) = decoded {
+                        report.malformed += 1;
+                        log_malformed(&err);
+                    }
+                }
+                return;
+            }
             for line in data.split(|b| *b == b'\n') {
                 if line.is_empty() {
                     continue;
                 }
                 report.lines += 1;
-                match decode_line(line) {
-                    Ok(Entry::Access(e)) => {
-                        report.access += 1;
-                        if e.status_code != 0 {
-                            report.failed_calls += 1;
-                        }
-                        self.joiner.push_access(&e, &mut joined);
-                    }
-                    Ok(Entry::Decision(e)) => {
-                        if e.check_resources.is_some() {
-                            report.check_decisions += 1;
-                            taints.extend(self.evaluator.evaluate(&e, map, &mut report.eval));
-                        } else {
-                            report.plan_decisions += 1;
-                        }
-                        self.joiner.push_decision(&e, &mut joined);
-                    }
-                    Ok(Entry::Other) => report.other += 1,
-                    Err(err) => {
-                        report.malformed += 1;
-                        log_malformed(&err);
-                    }
+                // The lines that are UTF-8 take the borrowed path; the others the owned
+                // decoder, whose view is evaluated the same way.
+                let decoded = match std::str::from_utf8(line) {
+                    Ok(text) => decode_lite(text).map(|e| {
+                        self.take(e, map, report, &mut taints, &mut joins);
+                    }),
+                    Err(_) => decode_line(line).map(|e| {
+                        let lite = match &e {
+                            Entry::Access(a) => LiteEntry::Access(AccessLite::of(a)),
+                            Entry::Decision(d) => LiteEntry::Decision(DecisionLite::of(d)),
+                            Entry::Other => LiteEntry::Other,
+                        };
+                        self.take(lite, map, report, &mut taints, &mut joins);
+                    }),
+                };
+                if let Err(err) = decoded {
+                    report.malformed += 1;
+                    log_malformed(&err);
                 }
             }
         });
-        report.absorb_joined(&joined);
+        report.joined += joins.joined;
+        report.access_only += joins.access_only;
+        report.decision_only += joins.decision_only;
         taints
+    }
+
+    /// Counts, joins and evaluates one decoded line.
+    fn take(
+        &mut self,
+        entry: LiteEntry<'_>,
+        map: &NodeAddresses,
+        report: &mut IngestReport,
+        taints: &mut Vec<NewTaint>,
+        joins: &mut JoinCounts,
+    ) {
+        let mut released = |r: Released| joins.count(&r);
+        match entry {
+            LiteEntry::Access(e) => {
+                report.access += 1;
+                if e.status_code != 0 {
+                    report.failed_calls += 1;
+                }
+                self.joiner.push_access_lite(&e, &mut released);
+            }
+            LiteEntry::Decision(e) => {
+                if e.check_resources.is_some() {
+                    report.check_decisions += 1;
+                    self.evaluator
+                        .evaluate_lite(&e, map, &mut report.eval, taints);
+                } else {
+                    report.plan_decisions += 1;
+                }
+                self.joiner.push_decision_lite(
+                    e.call_id.as_str(),
+                    e.timestamp,
+                    e.check_resources.is_some(),
+                    &mut released,
+                );
+            }
+            LiteEntry::Other => report.other += 1,
+        }
     }
 
     /// Processes a batch read from `source` and commits its taints, one event per taint and

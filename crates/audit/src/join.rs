@@ -8,7 +8,9 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
+use crate::call_key::CallKey;
 use crate::decode::{AccessEntry, DecisionEntry};
+use crate::lite::AccessLite;
 
 /// What the joiner keeps of an access entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +50,80 @@ impl JoinedCall {
     }
 }
 
+/// The method names Cerbos logs, kept without allocating.
+const KNOWN_METHODS: [&str; 5] = [
+    "/cerbos.svc.v1.CerbosService/CheckResources",
+    "/cerbos.svc.v1.CerbosService/PlanResources",
+    "/cerbos.svc.v1.CerbosService/ServerInfo",
+    "/cerbos.svc.v1.CerbosService/CheckResourceSet",
+    "",
+];
+
+#[derive(Debug, Clone)]
+enum Method {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl Method {
+    fn new(m: &str) -> Self {
+        KNOWN_METHODS
+            .iter()
+            .find(|k| **k == m)
+            .map_or_else(|| Method::Other(m.into()), |k| Method::Known(k))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Method::Known(m) => m,
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// What the joiner keeps of an access entry while its call is pending.
+#[derive(Debug, Clone)]
+struct StoredAccess {
+    timestamp: Option<DateTime<Utc>>,
+    method: Method,
+    status_code: u32,
+}
+
 #[derive(Debug, Clone)]
 struct Pending {
-    access: Option<AccessHalf>,
+    access: Option<StoredAccess>,
     decision: Option<DecisionHalf>,
+}
+
+/// A call leaving the joiner (complete, expired or flushed).
+pub(crate) struct Released {
+    key: CallKey,
+    pending: Pending,
+}
+
+impl Released {
+    /// Whether the access half was seen.
+    pub(crate) fn has_access(&self) -> bool {
+        self.pending.access.is_some()
+    }
+
+    /// Whether the decision half was seen.
+    pub(crate) fn has_decision(&self) -> bool {
+        self.pending.decision.is_some()
+    }
+
+    /// The public form.
+    fn into_joined(self) -> JoinedCall {
+        JoinedCall {
+            call_id: self.key.to_owned_string(),
+            access: self.pending.access.map(|a| AccessHalf {
+                timestamp: a.timestamp,
+                method: a.method.as_str().to_owned(),
+                status_code: a.status_code,
+            }),
+            decision: self.pending.decision,
+        }
+    }
 }
 
 /// Pairs halves by `callId`. A pending half is released alone when it is older than the
@@ -59,8 +131,8 @@ struct Pending {
 /// `max_pending` calls are pending (oldest first).
 #[derive(Debug, Clone)]
 pub struct Joiner {
-    pending: HashMap<String, Pending>,
-    order: VecDeque<(DateTime<Utc>, String)>,
+    pending: HashMap<CallKey, Pending>,
+    order: VecDeque<(DateTime<Utc>, CallKey)>,
     newest: Option<DateTime<Utc>>,
     ttl: chrono::Duration,
     max_pending: usize,
@@ -91,44 +163,66 @@ impl Joiner {
 
     /// Adds an access entry; returns the calls completed or released by it.
     pub fn push_access(&mut self, e: &AccessEntry, out: &mut Vec<JoinedCall>) {
-        let half = AccessHalf {
-            timestamp: e.timestamp,
-            method: e.method.clone(),
-            status_code: e.status_code,
-        };
-        self.push(&e.call_id, e.timestamp, Some(half), None, out);
+        self.push_access_lite(&AccessLite::of(e), &mut |r| out.push(r.into_joined()));
     }
 
     /// Adds a decision entry; returns the calls completed or released by it.
     pub fn push_decision(&mut self, e: &DecisionEntry, out: &mut Vec<JoinedCall>) {
-        let half = DecisionHalf {
-            timestamp: e.timestamp,
-            check_resources: e.check_resources.is_some(),
-        };
-        self.push(&e.call_id, e.timestamp, None, Some(half), out);
+        self.push_decision_lite(
+            &e.call_id,
+            e.timestamp,
+            e.check_resources.is_some(),
+            &mut |r| out.push(r.into_joined()),
+        );
     }
 
     /// Releases every pending half (end of input).
     pub fn flush(&mut self, out: &mut Vec<JoinedCall>) {
-        while let Some((_, id)) = self.order.pop_front() {
-            if let Some(p) = self.pending.remove(&id) {
-                out.push(release(id, p));
+        while let Some((_, key)) = self.order.pop_front() {
+            if let Some(pending) = self.pending.remove(key.as_bytes()) {
+                out.push(Released { key, pending }.into_joined());
             }
         }
+    }
+
+    /// [`Joiner::push_access`] of the ingest fast path.
+    pub(crate) fn push_access_lite(&mut self, e: &AccessLite<'_>, emit: &mut impl FnMut(Released)) {
+        let half = StoredAccess {
+            timestamp: e.timestamp,
+            method: Method::new(e.method.as_str()),
+            status_code: e.status_code,
+        };
+        self.push(e.call_id.as_str(), e.timestamp, Some(half), None, emit);
+    }
+
+    /// [`Joiner::push_decision`] of the ingest fast path.
+    pub(crate) fn push_decision_lite(
+        &mut self,
+        call_id: &str,
+        timestamp: Option<DateTime<Utc>>,
+        check_resources: bool,
+        emit: &mut impl FnMut(Released),
+    ) {
+        let half = DecisionHalf {
+            timestamp,
+            check_resources,
+        };
+        self.push(call_id, timestamp, None, Some(half), emit);
     }
 
     fn push(
         &mut self,
         call_id: &str,
         ts: Option<DateTime<Utc>>,
-        access: Option<AccessHalf>,
+        access: Option<StoredAccess>,
         decision: Option<DecisionHalf>,
-        out: &mut Vec<JoinedCall>,
+        emit: &mut impl FnMut(Released),
     ) {
         if let Some(ts) = ts {
             self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         }
-        if let Some(mut p) = self.pending.remove(call_id) {
+        let id = call_id.as_bytes();
+        if let Some(p) = self.pending.get_mut(id) {
             // A duplicate half (the same line ingested twice) replaces the earlier one.
             if access.is_some() {
                 p.access = access;
@@ -136,48 +230,43 @@ impl Joiner {
             if decision.is_some() {
                 p.decision = decision;
             }
-            if p.access.is_some() && p.decision.is_some() {
-                out.push(release(call_id.to_owned(), p));
-            } else {
-                self.pending.insert(call_id.to_owned(), p);
+            if p.access.is_some()
+                && p.decision.is_some()
+                && let Some((key, pending)) = self.pending.remove_entry(id)
+            {
+                emit(Released { key, pending });
             }
         } else {
             let seen_at = ts.or(self.newest).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let key = CallKey::new(call_id);
             self.pending
-                .insert(call_id.to_owned(), Pending { access, decision });
-            self.order.push_back((seen_at, call_id.to_owned()));
+                .insert(key.clone(), Pending { access, decision });
+            self.order.push_back((seen_at, key));
         }
-        self.expire(out);
+        self.expire(emit);
     }
 
-    fn expire(&mut self, out: &mut Vec<JoinedCall>) {
+    fn expire(&mut self, emit: &mut impl FnMut(Released)) {
         let cutoff = self.newest.map(|n| n - self.ttl);
-        while let Some((seen_at, id)) = self.order.front() {
-            let live = self.pending.contains_key(id);
+        while let Some((seen_at, key)) = self.order.front() {
+            let live = self.pending.contains_key(key.as_bytes());
             let too_old = cutoff.is_some_and(|c| *seen_at < c);
             let too_many = self.pending.len() > self.max_pending;
             if live && !too_old && !too_many {
                 break;
             }
-            let Some((_, id)) = self.order.pop_front() else {
+            let Some((_, key)) = self.order.pop_front() else {
                 break;
             };
-            if let Some(p) = self.pending.remove(&id) {
-                out.push(release(id, p));
+            if let Some(pending) = self.pending.remove(key.as_bytes()) {
+                emit(Released { key, pending });
             }
         }
         // Completed calls leave stale ids in `order`; keep it from growing without bound.
         if self.order.len() > 2 * self.max_pending.max(self.pending.len()) + 1024 {
             let pending = &self.pending;
-            self.order.retain(|(_, id)| pending.contains_key(id));
+            self.order
+                .retain(|(_, key)| pending.contains_key(key.as_bytes()));
         }
-    }
-}
-
-fn release(call_id: String, p: Pending) -> JoinedCall {
-    JoinedCall {
-        call_id,
-        access: p.access,
-        decision: p.decision,
     }
 }

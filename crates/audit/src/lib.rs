@@ -11,10 +11,14 @@
 //! source's cursor in one store transaction ([`Ingestor::commit_batch`]).
 
 pub mod attribution;
+mod call_key;
 pub mod decode;
 pub mod ingest;
 pub mod join;
+mod lite;
 pub mod policy;
+mod scan;
+mod shape;
 pub mod tail;
 
 pub use attribution::{AddressBook, Attributed, NodeAddresses, attribute, peer_ip};

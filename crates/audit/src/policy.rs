@@ -5,15 +5,21 @@
 //! own timestamps). The same `callId` is never counted twice. When the count is reached, a
 //! taint is drafted carrying every counted call as evidence and the window starts over.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::{AttributionSource, TaintAction, TaintPolicy, TaintPolicySpec};
 use serde_json::{Value, json};
 use store::{NewTaint, TaintSource};
 
-use crate::attribution::{Attributed, NodeAddresses, attribute};
-use crate::decode::{CheckInput, CheckOutput, DecisionEntry, Effect};
+use crate::attribution::{NodeAddresses, attribute_with, peer_ip};
+use crate::call_key::CallKey;
+use crate::decode::{DecisionEntry, Effect};
+use crate::lite::{CheckLite, DecisionLite, InputLite, OutputLite, RuleValue, parse_checked};
 
 /// At most this many matching action results are kept as evidence per call.
 pub const MAX_HITS_PER_CALL: usize = 16;
@@ -66,12 +72,18 @@ impl CompiledPolicy {
         !self.spec.matching.rules.is_empty() || !self.output_values.is_empty()
     }
 
-    /// The matching action results of one input/output pair.
-    fn hits(&self, input: &CheckInput, output: &CheckOutput, out: &mut Vec<Hit>) {
+    /// The matching action results of input/output pair number `pair`, as indices.
+    fn hits(
+        &self,
+        pair: usize,
+        input: &InputLite<'_>,
+        output: &OutputLite<'_>,
+        out: &mut Vec<HitAt>,
+    ) {
         let m = &self.spec.matching;
         let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
-        if !any(&m.resource_kinds, &input.resource.kind)
-            || !any(&m.principal_ids, &input.principal.id)
+        if !any(&m.resource_kinds, input.resource.kind.as_str())
+            || !any(&m.principal_ids, input.principal.id.as_str())
         {
             return;
         }
@@ -80,7 +92,7 @@ impl CompiledPolicy {
                 .principal
                 .roles
                 .iter()
-                .any(|r| m.principal_roles.contains(r))
+                .any(|r| m.principal_roles.iter().any(|x| x == r.as_str()))
         {
             return;
         }
@@ -88,36 +100,41 @@ impl CompiledPolicy {
             model::Effect::Deny => Effect::Deny,
             model::Effect::Allow => Effect::Allow,
         };
-        for (action, result) in &output.actions {
+        for (action_at, (action, result)) in output.actions.0.iter().enumerate() {
             if result.effect != want
-                || !any(&m.actions, action)
-                || !any(&m.policies, &result.policy)
+                || !any(&m.actions, action.as_str())
+                || !any(&m.policies, result.policy.as_str())
             {
                 continue;
             }
-            let rule_output = output.outputs.iter().find(|o| {
+            let rule_output = output.outputs.iter().position(|o| {
                 o.action == *action
-                    && (m.rules.is_empty() || m.rules.contains(&o.src))
-                    && self
-                        .output_values
-                        .iter()
-                        .all(|(k, v)| o.val.get(k).is_some_and(|x| x == v))
+                    && (m.rules.is_empty() || m.rules.iter().any(|r| r == o.src.as_str()))
+                    && (self.output_values.is_empty()
+                        || o.val.with(|val| {
+                            self.output_values
+                                .iter()
+                                .all(|(k, v)| val.get(k).is_some_and(|x| x == v))
+                        }))
             });
             if self.needs_output() && rule_output.is_none() {
                 continue;
             }
-            out.push(Hit {
-                principal: input.principal.id.clone(),
-                resource_kind: input.resource.kind.clone(),
-                resource_id: input.resource.id.clone(),
-                action: action.clone(),
-                effect: result.effect,
-                policy: result.policy.clone(),
-                rule: rule_output.map(|o| o.src.clone()),
-                output: rule_output.map(|o| o.val.clone()),
+            out.push(HitAt {
+                pair,
+                action: action_at,
+                rule_output,
             });
         }
     }
+}
+
+/// Where a matching action result is in a decision: input/output pair, action, rule output.
+#[derive(Debug, Clone, Copy)]
+struct HitAt {
+    pair: usize,
+    action: usize,
+    rule_output: Option<usize>,
 }
 
 /// One matching action result.
@@ -169,14 +186,132 @@ pub struct EvalStats {
     pub taints: u64,
 }
 
-type WindowKey = (String, String);
+/// One counted call as a window keeps it: its strings packed in one buffer.
+#[derive(Debug, Clone)]
+struct Counted {
+    call_id: CallKey,
+    timestamp: DateTime<Utc>,
+    /// `peer.address`, then per hit: principal, resource kind, resource id, action, policy
+    /// and rule, back to back.
+    text: String,
+    peer_end: usize,
+    hits: Vec<PackedHit>,
+    total_hits: usize,
+}
+
+/// A [`Hit`] whose strings are in [`Counted::text`].
+#[derive(Debug, Clone)]
+struct PackedHit {
+    /// Where principal, resource kind, resource id, action, policy and rule are.
+    spans: [(usize, usize); 6],
+    has_rule: bool,
+    effect: Effect,
+    output: Option<KeptOutput>,
+}
+
+/// A matching rule output's `val`, as kept in a window.
+#[derive(Debug, Clone)]
+enum KeptOutput {
+    /// Decoded (shared with the line's entry).
+    Value(Arc<Value>),
+    /// Its checked JSON text, at this span of [`Counted::text`]; decoded for a taint.
+    Text(usize, usize),
+}
+
+impl Counted {
+    fn pack(
+        call_id: CallKey,
+        entry: &DecisionLite<'_>,
+        check: &CheckLite<'_>,
+        timestamp: DateTime<Utc>,
+        hits: &[HitAt],
+    ) -> Self {
+        let shown = &hits[..hits.len().min(MAX_HITS_PER_CALL)];
+        let mut text = String::with_capacity(entry.peer_address.as_str().len() + 128 * shown.len());
+        text.push_str(entry.peer_address.as_str());
+        let peer_end = text.len();
+        let mut push = |s: &str| {
+            let start = text.len();
+            text.push_str(s);
+            (start, text.len())
+        };
+        let packed = shown
+            .iter()
+            .map(|h| {
+                let input = &check.inputs[h.pair];
+                let output = &check.outputs[h.pair];
+                let (action, result) = &output.actions.0[h.action];
+                let rule = h.rule_output.map(|i| &output.outputs[i]);
+                let spans = [
+                    push(input.principal.id.as_str()),
+                    push(input.resource.kind.as_str()),
+                    push(input.resource.id.as_str()),
+                    push(action.as_str()),
+                    push(result.policy.as_str()),
+                    push(rule.map_or("", |o| o.src.as_str())),
+                ];
+                let output = rule.map(|o| match &o.val {
+                    RuleValue::Borrowed(v) => KeptOutput::Value(Arc::new((*v).clone())),
+                    RuleValue::Shared(v) => KeptOutput::Value(Arc::clone(v)),
+                    RuleValue::Text(t) => {
+                        let (start, end) = push(t);
+                        KeptOutput::Text(start, end)
+                    }
+                });
+                PackedHit {
+                    spans,
+                    has_rule: rule.is_some(),
+                    effect: result.effect,
+                    output,
+                }
+            })
+            .collect();
+        Counted {
+            call_id,
+            timestamp,
+            text,
+            peer_end,
+            hits: packed,
+            total_hits: hits.len(),
+        }
+    }
+
+    fn unpack(self) -> CountedCall {
+        let text = self.text;
+        let span = |(start, end): (usize, usize)| text.get(start..end).unwrap_or_default();
+        let hits = self
+            .hits
+            .into_iter()
+            .map(|h| Hit {
+                principal: span(h.spans[0]).to_owned(),
+                resource_kind: span(h.spans[1]).to_owned(),
+                resource_id: span(h.spans[2]).to_owned(),
+                action: span(h.spans[3]).to_owned(),
+                effect: h.effect,
+                policy: span(h.spans[4]).to_owned(),
+                rule: h.has_rule.then(|| span(h.spans[5]).to_owned()),
+                output: h.output.map(|o| match o {
+                    KeptOutput::Value(v) => Arc::unwrap_or_clone(v),
+                    KeptOutput::Text(start, end) => parse_checked(span((start, end))),
+                }),
+            })
+            .collect();
+        CountedCall {
+            call_id: self.call_id.to_owned_string(),
+            timestamp: self.timestamp,
+            peer_address: span((0, self.peer_end)).to_owned(),
+            hits,
+            total_hits: self.total_hits,
+        }
+    }
+}
 
 /// The counted calls of one policy on one node, oldest first, with their ids for O(1)
 /// duplicate checks.
 #[derive(Debug, Clone, Default)]
 struct Window {
-    calls: VecDeque<CountedCall>,
-    ids: HashSet<String>,
+    calls: VecDeque<Counted>,
+    ids: HashSet<CallKey>,
 }
 
 /// At most this many calls are detailed in a taint's evidence (the newest); `callIds` lists
@@ -189,16 +324,20 @@ pub const MAX_EVIDENCE_IDS: usize = 1000;
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
     policies: Vec<CompiledPolicy>,
-    windows: HashMap<WindowKey, Window>,
+    /// Per policy name: node → window (policies of the same name share them).
+    windows: Vec<(String, HashMap<String, Window>)>,
+    /// For each policy, its entry in `windows`.
+    slots: Vec<usize>,
+    /// The hits of the policy being evaluated (kept to reuse its allocation).
+    scratch: Vec<HitAt>,
 }
 
 impl Evaluator {
     /// An evaluator for these policies.
     pub fn new(policies: Vec<CompiledPolicy>) -> Self {
-        Evaluator {
-            policies,
-            windows: HashMap::new(),
-        }
+        let mut e = Evaluator::default();
+        e.set_policies(policies);
+        e
     }
 
     /// The policies.
@@ -213,14 +352,32 @@ impl Evaluator {
             .filter(|p| self.policies.contains(p))
             .map(|p| p.name.clone())
             .collect();
-        self.windows.retain(|(name, _), _| keep.contains(name));
+        let mut old: HashMap<String, HashMap<String, Window>> = self
+            .windows
+            .drain(..)
+            .filter(|(name, _)| keep.contains(name))
+            .collect();
+        self.slots.clear();
+        for p in &policies {
+            let slot = match self.windows.iter().position(|(name, _)| *name == p.name) {
+                Some(slot) => slot,
+                None => {
+                    let kept = old.remove(&p.name).unwrap_or_default();
+                    self.windows.push((p.name.clone(), kept));
+                    self.windows.len() - 1
+                }
+            };
+            self.slots.push(slot);
+        }
         self.policies = policies;
     }
 
     /// How many calls are currently counted for `policy` on `node`.
     pub fn window_len(&self, policy: &str, node: &str) -> usize {
         self.windows
-            .get(&(policy.to_owned(), node.to_owned()))
+            .iter()
+            .find(|(name, _)| name == policy)
+            .and_then(|(_, w)| w.get(node))
             .map_or(0, |w| w.calls.len())
     }
 
@@ -232,51 +389,74 @@ impl Evaluator {
         addresses: &NodeAddresses,
         stats: &mut EvalStats,
     ) -> Vec<NewTaint> {
-        let Some(check) = &entry.check_resources else {
-            return Vec::new();
-        };
         let mut drafted = Vec::new();
-        let mut hits = Vec::new();
-        for policy in &self.policies {
+        self.evaluate_lite(&DecisionLite::of(entry), addresses, stats, &mut drafted);
+        drafted
+    }
+
+    /// [`Evaluator::evaluate`] of the ingest fast path: the drafted taints are appended to
+    /// `drafted`.
+    pub(crate) fn evaluate_lite(
+        &mut self,
+        entry: &DecisionLite<'_>,
+        addresses: &NodeAddresses,
+        stats: &mut EvalStats,
+        drafted: &mut Vec<NewTaint>,
+    ) {
+        let Some(check) = &entry.check_resources else {
+            return;
+        };
+        let call_id = entry.call_id.as_str();
+        let peer_address = entry.peer_address.as_str();
+        let mut peer: Option<Option<IpAddr>> = None;
+        let metadata = OnceCell::new();
+        let hits = &mut self.scratch;
+        for (policy, &slot) in self.policies.iter().zip(&self.slots) {
             hits.clear();
-            for (input, output) in check.inputs.iter().zip(&check.outputs) {
-                policy.hits(input, output, &mut hits);
+            for (pair, (input, output)) in check.inputs.iter().zip(&check.outputs).enumerate() {
+                policy.hits(pair, input, output, hits);
             }
             if hits.is_empty() {
                 continue;
             }
-            let (node, via) = match attribute(entry, &policy.spec.attribution, addresses) {
-                Attributed::Node { node, via } => (node, via),
-                Attributed::Unattributed(why) => {
+            let ip = *peer.get_or_insert_with(|| peer_ip(peer_address));
+            let attributed = attribute_with(
+                peer_address,
+                ip,
+                || Cow::Borrowed(&**metadata.get_or_init(|| entry.metadata.get())),
+                &policy.spec.attribution,
+                addresses,
+            );
+            let (node, via) = match attributed {
+                Ok(found) => found,
+                Err(why) => {
                     stats.unattributed += 1;
-                    tracing::debug!(policy = %policy.name, call_id = %entry.call_id, %why, "matching Cerbos decision not attributed to a node");
+                    tracing::debug!(policy = %policy.name, %call_id, %why, "matching Cerbos decision not attributed to a node");
                     continue;
                 }
             };
             let Some(timestamp) = entry.timestamp else {
                 stats.unattributed += 1;
-                tracing::debug!(policy = %policy.name, call_id = %entry.call_id, "matching Cerbos decision has no timestamp");
+                tracing::debug!(policy = %policy.name, %call_id, "matching Cerbos decision has no timestamp");
                 continue;
             };
-            let window = self
-                .windows
-                .entry((policy.name.clone(), node.clone()))
-                .or_default();
-            if window.ids.contains(&entry.call_id) {
+            let Some((_, by_node)) = self.windows.get_mut(slot) else {
+                continue;
+            };
+            let window = node_window(by_node, node);
+            let key = CallKey::new(call_id);
+            if !window.ids.insert(key.clone()) {
                 stats.duplicates += 1;
                 continue;
             }
-            let total_hits = hits.len();
-            let call = CountedCall {
-                call_id: entry.call_id.clone(),
-                timestamp,
-                peer_address: entry.peer.address.clone(),
-                hits: hits.iter().take(MAX_HITS_PER_CALL).cloned().collect(),
-                total_hits,
+            let call = Counted::pack(key, entry, check, timestamp, hits);
+            // Calls mostly come in time order: the back is the usual place.
+            let at = if window.calls.back().is_none_or(|c| c.timestamp <= timestamp) {
+                window.calls.len()
+            } else {
+                window.calls.partition_point(|c| c.timestamp <= timestamp)
             };
-            let at = window.calls.partition_point(|c| c.timestamp <= timestamp);
             window.calls.insert(at, call);
-            window.ids.insert(entry.call_id.clone());
             stats.counted += 1;
             let span = chrono::Duration::seconds(
                 i64::try_from(policy.spec.threshold.window.as_secs()).unwrap_or(i64::MAX / 1000),
@@ -288,19 +468,28 @@ impl Evaluator {
                     .is_some_and(|c| c.timestamp <= newest - span)
                 {
                     if let Some(old) = window.calls.pop_front() {
-                        window.ids.remove(&old.call_id);
+                        window.ids.remove(old.call_id.as_bytes());
                     }
                 }
             }
             if window.calls.len() >= policy.spec.threshold.count as usize {
                 window.ids.clear();
-                let calls: Vec<CountedCall> = window.calls.drain(..).collect();
+                let calls: Vec<CountedCall> = window.calls.drain(..).map(Counted::unpack).collect();
                 stats.taints += 1;
-                drafted.push(draft(policy, &node, &via, calls));
+                drafted.push(draft(policy, node, &via.to_string(), calls));
             }
         }
-        drafted
     }
+}
+
+/// The window of `node`, created if missing (the name is only allocated then).
+fn node_window<'m>(by_node: &'m mut HashMap<String, Window>, node: &str) -> &'m mut Window {
+    if !by_node.contains_key(node) {
+        by_node.insert(node.to_owned(), Window::default());
+    }
+    by_node
+        .get_mut(node)
+        .expect("the window was inserted above")
 }
 
 fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>) -> NewTaint {
@@ -334,7 +523,7 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
         AttributionSource::PeerAddress => "PeerAddress",
         AttributionSource::MetadataKey => "MetadataKey",
     };
-    let evidence = json!({
+    let mut evidence = json!({
         "policy": policy.name,
         "severity": format!("{:?}", policy.spec.severity),
         "action": action,
@@ -349,22 +538,42 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
             .map(|c| c.call_id.as_str())
             .collect::<Vec<_>>(),
         "rules": rules,
-        "calls": calls[calls.len().saturating_sub(MAX_EVIDENCE_CALLS)..].iter().map(|c| json!({
-            "callId": c.call_id,
-            "timestamp": c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            "peerAddress": c.peer_address,
-            "matchedActions": c.total_hits,
-            "hits": c.hits.iter().map(|h| json!({
-                "principal": h.principal,
-                "resource": {"kind": h.resource_kind, "id": h.resource_id},
-                "action": h.action,
-                "effect": h.effect.as_str(),
-                "policy": h.policy,
-                "rule": h.rule,
-                "output": h.output,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
     });
+    // Built as values and inserted last (as the last keys of their objects), not passed to
+    // `json!`, which would copy them once more.
+    let detailed: Vec<Value> = calls[calls.len().saturating_sub(MAX_EVIDENCE_CALLS)..]
+        .iter()
+        .map(|c| {
+            let mut call = json!({
+                "callId": c.call_id,
+                "timestamp": c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                "peerAddress": c.peer_address,
+                "matchedActions": c.total_hits,
+            });
+            let hits = c
+                .hits
+                .iter()
+                .map(|h| {
+                    json!({
+                        "principal": h.principal,
+                        "resource": {"kind": h.resource_kind, "id": h.resource_id},
+                        "action": h.action,
+                        "effect": h.effect.as_str(),
+                        "policy": h.policy,
+                        "rule": h.rule,
+                        "output": h.output,
+                    })
+                })
+                .collect();
+            if let Value::Object(m) = &mut call {
+                m.insert("hits".to_owned(), Value::Array(hits));
+            }
+            call
+        })
+        .collect();
+    if let Value::Object(m) = &mut evidence {
+        m.insert("calls".to_owned(), Value::Array(detailed));
+    }
     let rule_text = if rules.is_empty() {
         String::new()
     } else {
