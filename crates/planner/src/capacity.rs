@@ -97,7 +97,7 @@ impl<'a> Capacity<'a> {
     pub fn pick_vmid(&self, view: &View<'_>, range: &VmIdRange) -> Option<VmId> {
         range.iter().find(|v| {
             !(view.has_vm(v)
-                || view.leases.contains(v)
+                || view.is_leased(v)
                 || view.has_record(v)
                 || view.in_flight_vmids.contains(v)
                 || self.planned_vmids.contains(v))

@@ -13,6 +13,7 @@ use crate::inputs::{
 };
 use crate::marker::OwnershipMarker;
 use model::{GoldImage, Name, NodeName, PveNodeName, Severity, TaintAction, VmId};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 /// "No entry" in the `u32` index chains.
@@ -32,13 +33,18 @@ pub(crate) struct ByVmid {
 }
 
 impl ByVmid {
-    fn with_capacity(n: usize) -> Self {
+    /// The multi-map of a list of VMIDs.
+    fn of(vmids: impl ExactSizeIterator<Item = VmId>) -> Self {
         let mut first = FastMap::default();
-        first.reserve(n);
-        ByVmid {
+        first.reserve(vmids.len());
+        let mut by = ByVmid {
             first,
-            next: Vec::with_capacity(n),
+            next: Vec::with_capacity(vmids.len()),
+        };
+        for vmid in vmids {
+            by.push(vmid);
         }
+        by
     }
 
     /// Appends the next position of the list, holding `vmid`.
@@ -93,15 +99,16 @@ pub(crate) struct View<'a> {
     record_vm: Vec<u32>,
     /// Per record: the group of its node, or `NONE` when the node is not declared.
     record_group: Vec<u32>,
-    /// VMIDs of `records`, position for position.
-    record_vmids: ByVmid,
+    /// VMIDs of `records`, position for position: built on first use, once every record is in.
+    record_vmids: OnceCell<ByVmid>,
     /// Record positions of declared nodes by group: `grouped[group_start[g]..group_start[g + 1]]`,
     /// each group sorted by role, then instance id.
     grouped: Vec<u32>,
     group_start: Vec<u32>,
     /// Store records of nodes no longer declared.
     pub deleted: Vec<&'a InstanceRecord>,
-    pub leases: ByVmid,
+    /// VMIDs of `lease_list`, built on first use (a converged fleet never asks).
+    leases: OnceCell<ByVmid>,
     lease_list: &'a [VmidLease],
     pub taints: FastMap<&'a NodeName, Vec<&'a Taint>>,
     pub in_flight: FastMap<&'a NodeName, Vec<&'a InFlight>>,
@@ -194,11 +201,11 @@ impl<'a> View<'a> {
             records: Vec::with_capacity(records.instances.len()),
             record_vm: Vec::with_capacity(records.instances.len()),
             record_group: Vec::with_capacity(records.instances.len()),
-            record_vmids: ByVmid::with_capacity(records.instances.len()),
+            record_vmids: OnceCell::new(),
             grouped: Vec::new(),
             group_start: Vec::new(),
             deleted: Vec::new(),
-            leases: ByVmid::with_capacity(records.leases.len()),
+            leases: OnceCell::new(),
             lease_list: &records.leases,
             taints: FastMap::default(),
             in_flight: FastMap::default(),
@@ -222,7 +229,10 @@ impl<'a> View<'a> {
                 continue;
             };
             let is_recorded = if view.shared_vmids.contains(&vm.vmid) {
-                view.is_recorded(vm.vmid, &marker.instance_id)
+                records
+                    .instances
+                    .iter()
+                    .any(|r| r.vmid == vm.vmid && r.instance_id == marker.instance_id)
             } else {
                 recorded[i]
             };
@@ -232,9 +242,6 @@ impl<'a> View<'a> {
         }
         view.unrecorded
             .sort_by_key(|&i| observed.vms[i as usize].vmid);
-        for l in &records.leases {
-            view.leases.push(l.vmid);
-        }
         for t in taints {
             view.taints.entry(&t.node).or_default().push(t);
         }
@@ -250,7 +257,6 @@ impl<'a> View<'a> {
     /// Adds a record: resolves it to its live VM and its node's group. Returns the position of
     /// the VM it records (same VMID and instance id), if that VM is the only one of its VMID.
     fn add_record(&mut self, r: &'a InstanceRecord) -> Option<usize> {
-        self.record_vmids.push(r.vmid);
         self.records.push(r);
         let mut live = NONE;
         let mut records_vm = None;
@@ -271,9 +277,21 @@ impl<'a> View<'a> {
         records_vm
     }
 
+    /// The VMIDs of every record (stored and adopted).
+    fn record_vmids(&self) -> &ByVmid {
+        self.record_vmids
+            .get_or_init(|| ByVmid::of(self.records.iter().map(|r| r.vmid)))
+    }
+
+    /// The VMIDs of every lease.
+    fn leases(&self) -> &ByVmid {
+        self.leases
+            .get_or_init(|| ByVmid::of(self.lease_list.iter().map(|l| l.vmid)))
+    }
+
     /// Whether a record (stored or adopted) has this VMID and instance id.
     fn is_recorded(&self, vmid: VmId, instance_id: &str) -> bool {
-        self.record_vmids
+        self.record_vmids()
             .positions(&vmid)
             .any(|r| self.records[r].instance_id == instance_id)
     }
@@ -364,7 +382,7 @@ impl<'a> View<'a> {
 
     /// Whether a lease holds `vmid` for `node`.
     pub fn leased_to(&self, vmid: VmId, node: &NodeName) -> bool {
-        self.leases
+        self.leases()
             .positions(&vmid)
             .any(|l| self.lease_list[l].node == *node)
     }
@@ -376,7 +394,12 @@ impl<'a> View<'a> {
 
     /// Whether a record (stored or adopted) has this VMID.
     pub fn has_record(&self, vmid: &VmId) -> bool {
-        self.record_vmids.contains(vmid)
+        self.record_vmids().contains(vmid)
+    }
+
+    /// Whether a lease holds this VMID.
+    pub fn is_leased(&self, vmid: &VmId) -> bool {
+        self.leases().contains(vmid)
     }
 
     /// Indices of the budgets covering the declared node of this name (its last declaration).
