@@ -301,7 +301,7 @@ fn jsonrag_templates(set: &model::ManifestSet) -> anyhow::Result<Vec<TemplateCon
         let statement = Statement {
             name: gold.metadata.name.clone(),
             version: "demo".to_owned(),
-            digest: gold.spec.digest.clone(),
+            digest: gold.spec.digest,
             created: chrono::Utc::now(),
             builder: "reborn demo".to_owned(),
         };
