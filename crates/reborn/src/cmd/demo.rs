@@ -8,6 +8,8 @@
 //! and the old one is gone.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,7 @@ use store::{SqliteStore, Store};
 use tokio::sync::watch;
 
 use super::client::Client;
-use super::run::stopped;
+use super::run::{spawn_audit_tailers, stopped};
 use crate::cli::DemoArgs;
 use crate::exit_code::ExitStatus;
 
@@ -48,8 +50,12 @@ const JSONRAG: [(&str, &str); 4] = [
     ),
 ];
 
-/// The node the demo taints.
+/// The node the demo taints from the CLI.
 const VICTIM: &str = "worker-1";
+/// The node whose service identity misbehaves in the Cerbos audit log, and its declared
+/// address (examples/jsonrag/workers.yaml): `peer.address` attributes decisions to nodes.
+const CERBOS_VICTIM: &str = "worker-2";
+const CERBOS_VICTIM_IP: &str = "10.0.10.22";
 /// Give up (exit 1) if the demo has not converged by then.
 const DEADLINE: Duration = Duration::from_secs(300);
 
@@ -109,22 +115,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
         dir.join("reborn.db").display()
     );
 
+    // A Cerbos PDP's file audit log, tailed like `audit.sources` of the daemon config.
+    let audit_log = dir.join("cerbos-audit.log");
+    std::fs::write(&audit_log, b"").context("creating the demo's audit log")?;
+    let tailers = spawn_audit_tailers(
+        std::slice::from_ref(&audit_log),
+        store.clone(),
+        stop_rx.clone(),
+    );
+
     let client = Client::new(&api_url, Some(api_secret))?;
     let printer = tokio::spawn(print_events(client.clone()));
 
-    let outcome = tokio::time::timeout(DEADLINE, scenario(&client, &manifests)).await;
+    let outcome = tokio::time::timeout(DEADLINE, scenario(&client, &manifests, &audit_log)).await;
 
     let _ = stop_tx.send(true);
     let _ = loop_task.await;
+    for tailer in tailers {
+        let _ = tailer.await;
+    }
     let _ = api_task.await;
     printer.abort();
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 
     match outcome {
-        Ok(Ok(recovery)) => {
+        Ok(Ok((recovery, cerbos_recovery))) => {
             println!(
-                "\ndemo finished in {:.1} s: {VICTIM} was replaced by a fresh clone; recovery took {recovery}",
+                "\ndemo finished in {:.1} s: {VICTIM} (tainted from the CLI) recovered in {recovery}; \
+                 {CERBOS_VICTIM} (tainted from Cerbos audit lines) recovered in {cerbos_recovery}",
                 started.elapsed().as_secs_f64()
             );
             Ok(ExitStatus::Success)
@@ -134,8 +153,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
-/// Apply, wait Ready, taint, wait for the replacement. Returns the recovery time as text.
-async fn scenario(client: &Client, manifests: &str) -> anyhow::Result<String> {
+/// Apply, wait Ready, taint from the CLI, wait for the replacement, then the same from Cerbos
+/// audit lines. Returns both recovery times as text.
+async fn scenario(
+    client: &Client,
+    manifests: &str,
+    audit_log: &Path,
+) -> anyhow::Result<(String, String)> {
     println!("\n== apply examples/jsonrag (ingress pair under a budget of 1, two workers)");
     let applied: ApplyResponse = client.post_yaml("/v1/apply", manifests.to_owned()).await?;
     for item in &applied.items {
@@ -159,10 +183,38 @@ async fn scenario(client: &Client, manifests: &str) -> anyhow::Result<String> {
         .await?;
 
     println!("\n== the replacement, as it happens");
-    let after = wait_all_ready(client, Some((VICTIM, old_vmid))).await?;
-    let old = old_vmid.context("the tainted worker had an instance")?;
-    let promoted = wait_event(client, "Promoted", |_| true).await?;
-    wait_event(client, "Destroyed", |e| {
+    let recovery = wait_replaced(client, VICTIM, old_vmid).await?;
+
+    println!(
+        "\n== {CERBOS_VICTIM}'s service identity reads another tenant's documents: the PDP logs \
+         3 denials by rule deny-cross-tenant from its address {CERBOS_VICTIM_IP}"
+    );
+    let before = wait_all_ready(client, None).await?;
+    let old_vmid = before.get(CERBOS_VICTIM).copied().flatten();
+    let mut log = std::fs::OpenOptions::new().append(true).open(audit_log)?;
+    for n in 0..3 {
+        let call = format!("01DEMO{:020}", n + 1);
+        let at = chrono::Utc::now();
+        // The PDP does not promise an order: decision first, then access.
+        writeln!(log, "{}", cerbos_decision(&call, CERBOS_VICTIM_IP, at))?;
+        writeln!(log, "{}", cerbos_access(&call, CERBOS_VICTIM_IP, at))?;
+    }
+    log.sync_all()?;
+    let cerbos_recovery = wait_replaced(client, CERBOS_VICTIM, old_vmid).await?;
+    Ok((recovery, cerbos_recovery))
+}
+
+/// Waits until `node` runs on a new VM, every node is Ready and the old VM is destroyed;
+/// returns the recovery time as text.
+async fn wait_replaced(
+    client: &Client,
+    node: &str,
+    old_vmid: Option<u64>,
+) -> anyhow::Result<String> {
+    let after = wait_all_ready(client, Some((node, old_vmid))).await?;
+    let old = old_vmid.context("the tainted node had an instance")?;
+    let promoted = wait_event(client, node, "Promoted", |_| true).await?;
+    wait_event(client, node, "Destroyed", |e| {
         e.data["vmid"].as_u64() == Some(old)
     })
     .await?;
@@ -170,11 +222,10 @@ async fn scenario(client: &Client, manifests: &str) -> anyhow::Result<String> {
         "   all nodes Ready again, VM {old} destroyed: {}",
         summary(&after)
     );
-    let recovery = promoted.data["recoverySeconds"]
+    Ok(promoted.data["recoverySeconds"]
         .as_f64()
         .map(|s| format!("{s:.2} s (taint → new instance Ready)"))
-        .unwrap_or_else(|| "not recorded".to_owned());
-    Ok(recovery)
+        .unwrap_or_else(|| "an unrecorded time".to_owned()))
 }
 
 /// Polls the node list until every node is Ready (and, if asked, `changed` has a new vmid).
@@ -214,15 +265,16 @@ async fn wait_all_ready(
     }
 }
 
-/// Waits for an event of `kind` about the tainted node that satisfies `accept`.
+/// Waits for an event of `kind` about `node` that satisfies `accept`.
 async fn wait_event(
     client: &Client,
+    node: &str,
     kind: &str,
     accept: impl Fn(&store::Event) -> bool,
 ) -> anyhow::Result<store::Event> {
     loop {
         let list: EventList = client
-            .get_query("/v1/events", &[("node", VICTIM), ("kind", kind)])
+            .get_query("/v1/events", &[("node", node), ("kind", kind)])
             .await?;
         if let Some(event) = list.items.into_iter().find(|e| accept(e)) {
             return Ok(event);
@@ -258,6 +310,47 @@ async fn print_events(client: Client) {
     if let Err(err) = result {
         tracing::debug!(%err, "event stream ended");
     }
+}
+
+/// The access half of a CheckResources call, in the shape Cerbos 0.55's file backend writes.
+fn cerbos_access(call: &str, ip: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    serde_json::json!({
+        "log.logger": "cerbos.audit",
+        "log.kind": "access",
+        "callId": call,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "peer": {"address": format!("{ip}:41000"), "userAgent": "jsonrag-worker/1.0"},
+        "method": "/cerbos.svc.v1.CerbosService/CheckResources"
+    })
+    .to_string()
+}
+
+/// The decision half: the worker identity `svc-worker` (tenant acme) denied `read` on a globex
+/// document by the explicit rule `deny-cross-tenant` of examples/jsonrag/cerbos.
+fn cerbos_decision(call: &str, ip: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let rule = "resource.tenant_document.vdefault#deny-cross-tenant";
+    serde_json::json!({
+        "log.logger": "cerbos.audit",
+        "log.kind": "decision",
+        "callId": call,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "peer": {"address": format!("{ip}:41000"), "userAgent": "jsonrag-worker/1.0"},
+        "checkResources": {
+            "inputs": [{
+                "requestId": "r1",
+                "principal": {"id": "svc-worker", "roles": ["workload"], "attr": {"tenant": "acme"}},
+                "resource": {"kind": "tenant_document", "id": "doc-9", "attr": {"tenant": "globex"}},
+                "actions": ["read"]
+            }],
+            "outputs": [{
+                "requestId": "r1",
+                "resourceId": "doc-9",
+                "actions": {"read": {"effect": "EFFECT_DENY", "policy": "resource.tenant_document.vdefault"}},
+                "outputs": [{"src": rule, "action": "read", "val": {"taint": "cross_tenant_access"}}]
+            }]
+        }
+    })
+    .to_string()
 }
 
 /// The embedded jsonRAG manifests, adapted to the simulator: simulated VMs run no services, so

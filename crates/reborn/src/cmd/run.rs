@@ -112,7 +112,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let controller = daemon.controller.clone();
     let loop_stop = stop_rx.clone();
     let loop_task = tokio::spawn(async move { controller.run(stopped(loop_stop)).await });
-    let tailers = spawn_audit_tailers(&resolved, daemon.store.clone(), stop_rx);
+    let paths: Vec<_> = resolved
+        .config
+        .audit
+        .sources
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    let tailers = spawn_audit_tailers(&paths, daemon.store.clone(), stop_rx);
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -129,12 +136,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 
 /// One tailer per configured Cerbos audit log, sharing one ingestor (so sliding windows span
 /// sources) whose TaintPolicies and node addresses follow the store.
-fn spawn_audit_tailers(
-    resolved: &ResolvedConfig,
+pub fn spawn_audit_tailers(
+    sources: &[std::path::PathBuf],
     store: Arc<dyn Store>,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let sources = &resolved.config.audit.sources;
     if sources.is_empty() {
         return Vec::new();
     }
@@ -148,11 +154,8 @@ fn spawn_audit_tailers(
         ingestor.clone(),
         stop.clone(),
     ))];
-    for source in sources {
-        let config = audit::FileSourceConfig::new(
-            format!("file:{}", source.path.display()),
-            source.path.clone(),
-        );
+    for path in sources {
+        let config = audit::FileSourceConfig::new(format!("file:{}", path.display()), path.clone());
         let (store, ingestor, stop) = (store.clone(), ingestor.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let path = config.path.clone();
