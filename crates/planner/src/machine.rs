@@ -375,6 +375,22 @@ impl<'v, 'a> Machine<'v, 'a> {
         let busy = view.in_flight_of(name);
         // Records whose VM is gone are forgotten (unless a step on their VMID is running).
         for (rec, pending) in &st.gone {
+            if view.listed_as_ours(&rec.vmid) {
+                // A VM with our tag still holds the VMID, but its marker was not read or names
+                // another instance: forgetting it would clone a duplicate beside it. Hold until
+                // the next read settles it (or a person looks).
+                self.hold(
+                    name,
+                    "forget",
+                    BlockedBy::StatusUnknown { vmid: rec.vmid },
+                    Reason::InstanceGone {
+                        instance_id: rec.instance_id.clone(),
+                        vmid: rec.vmid,
+                        role: rec.role,
+                    },
+                );
+                return;
+            }
             if !pending {
                 let kind = ActionKind::ForgetInstance {
                     instance_id: rec.instance_id.clone(),

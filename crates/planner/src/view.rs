@@ -392,6 +392,17 @@ impl<'a> View<'a> {
         self.vms.contains_key(vmid)
     }
 
+    /// Whether a VM at this VMID carries this operator's ownership tag (whatever its config
+    /// read said, or whether it was read at all).
+    pub fn listed_as_ours(&self, vmid: &VmId) -> bool {
+        self.vms.get(vmid).is_some_and(|&at| {
+            self.observed_vms[at as usize]
+                .tags
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&self.tag))
+        })
+    }
+
     /// Whether a record (stored or adopted) has this VMID.
     pub fn has_record(&self, vmid: &VmId) -> bool {
         self.record_vmids().contains(vmid)

@@ -14,6 +14,21 @@ fn verbs(p: &planner::Plan) -> Vec<String> {
 }
 
 #[test]
+fn a_tagged_vm_whose_config_was_not_read_is_neither_forgotten_nor_cloned_beside() {
+    let s = Scenario::new()
+        .node("worker-1")
+        .running(4100)
+        .config_unread(4100);
+    let p = s.plan();
+    assert!(p.actions.is_empty(), "no Forget, no Create: {p}");
+    assert_eq!(p.holds.len(), 1, "{p}");
+    assert!(
+        matches!(p.holds[0].blocked_by, BlockedBy::StatusUnknown { .. }),
+        "{p}"
+    );
+}
+
+#[test]
 fn converged_fleet_plans_nothing() {
     let s = Scenario::new()
         .node("ingress-1")

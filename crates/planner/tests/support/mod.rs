@@ -330,6 +330,13 @@ impl Scenario {
             .expect("observed VM")
     }
 
+    /// The VM keeps its ownership tag but its config was not read this pass (a failed or
+    /// skipped read): the planner does not know whose instance it is.
+    pub fn config_unread(mut self, n: u32) -> Self {
+        self.vm_mut(n).config = None;
+        self
+    }
+
     pub fn locked(mut self, n: u32, lock: &str) -> Self {
         self.vm_mut(n).lock = Some(lock.into());
         self
