@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use model::attestation::{self, AttestationKey, Statement};
 use serde_json::Value;
 
 const API_TOKEN: &str = "e2e-operator-token-0123456789";
@@ -107,15 +108,46 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-const MANIFESTS: &str = r#"
+const GOLD_DIGEST: &str = "sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192";
+const KEY_SEED: [u8; 32] = [0x2a; 32];
+
+/// The simulator's config: template 9001 attested as image `gold` (signed statement in the
+/// description, image tag), the way `reborn gold register` writes it.
+fn sim_config() -> String {
+    let statement = Statement {
+        name: "gold".parse().expect("image name"),
+        version: "20260101.000000".to_owned(),
+        digest: GOLD_DIGEST.parse().expect("digest"),
+        created: "2026-01-01T00:00:00Z".parse().expect("time"),
+        builder: "reborn e2e tests".to_owned(),
+    };
+    let signed =
+        attestation::sign(statement, &AttestationKey::from_seed(&KEY_SEED)).expect("signs");
+    let description = attestation::description_with_attestation("", &signed);
+    let tag = signed.statement.tag().expect("image tag").to_string();
+    let config = serde_json::json!({"templates": [{
+        "vmid": 9001, "name": "debian-12-shared", "node": "pve1", "storage": "shared",
+        "config": {"description": description, "tags": tag},
+    }]});
+    serde_yaml::to_string(&config).expect("sim config as YAML")
+}
+
+fn manifest_text() -> String {
+    let public = AttestationKey::from_seed(&KEY_SEED).public_key();
+    format!(
+        r#"
 apiVersion: reborn.dev/v1alpha1
 kind: GoldImage
-metadata: {name: gold}
+metadata: {{name: gold}}
 spec:
-  template: {pveNode: pve1, vmid: 9001}
-  digest: sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192
-  trustedKeys: ["ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"]
----
+  template: {{pveNode: pve1, vmid: 9001}}
+  digest: {GOLD_DIGEST}
+  trustedKeys: ["{public}"]
+---{MANIFESTS}"#
+    )
+}
+
+const MANIFESTS: &str = r#"
 apiVersion: reborn.dev/v1alpha1
 kind: Node
 metadata: {name: web-a, labels: {role: web}}
@@ -142,8 +174,18 @@ spec:
 #[test]
 fn taint_through_the_cli_replaces_the_node_through_the_real_daemon() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let sim_path = dir.path().join("sim.yaml");
+    std::fs::write(&sim_path, sim_config()).expect("write sim config");
     let (_sim, sim_out) = spawn_until(
-        &["sim", "--listen", "127.0.0.1:0", "--fast", "--tls"],
+        &[
+            "sim",
+            "--config",
+            sim_path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--fast",
+            "--tls",
+        ],
         &[],
         "fingerprint: ",
     );
@@ -182,7 +224,7 @@ controller:
     let config_path = dir.path().join("reborn.yaml");
     std::fs::write(&config_path, config).expect("write config");
     let manifests = dir.path().join("web.yaml");
-    std::fs::write(&manifests, MANIFESTS).expect("write manifests");
+    std::fs::write(&manifests, manifest_text()).expect("write manifests");
 
     let (_daemon, _) = spawn_until(
         &["run", "--config", config_path.to_str().unwrap()],
