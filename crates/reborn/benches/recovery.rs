@@ -174,6 +174,9 @@ async fn run_mode(
         .build()?;
     let mut controller_config = ControllerConfig::fast("bench");
     controller_config.resync_ms = 1_000;
+    // The destroy breaker (3 automatic destroys per 10 minutes) would stop the 4th round: it is
+    // a safety limit, not part of the recovery path being measured.
+    controller_config.breaker.max_destroys = 1_000;
     let (controller, handle) = Controller::new(controller_config, store.clone(), pve)?;
     let metrics = Metrics::new();
     let controller = controller.with_metrics(metrics.clone());
