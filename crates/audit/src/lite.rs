@@ -18,6 +18,9 @@ use crate::decode::{
 use crate::shape::{AnyShape, MapShape, SeqShape, Str, StrShape};
 
 /// One line decoded by [`decode_lite`].
+// Built and matched once per line, never stored in bulk: boxing the decision would add an
+// allocation per line on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum LiteEntry<'a> {
     /// An `access` entry.
     Access(AccessLite<'a>),
