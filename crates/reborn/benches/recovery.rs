@@ -455,7 +455,7 @@ fn jsonrag_templates(set: &model::ManifestSet) -> anyhow::Result<Vec<TemplateCon
         let statement = Statement {
             name: gold.metadata.name.clone(),
             version: "bench".to_owned(),
-            digest: gold.spec.digest.clone(),
+            digest: gold.spec.digest,
             created: chrono::Utc::now(),
             builder: "reborn recovery bench".to_owned(),
         };
