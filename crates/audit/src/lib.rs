@@ -13,6 +13,7 @@
 pub mod attribution;
 mod call_key;
 pub mod decode;
+mod few;
 pub mod ingest;
 pub mod join;
 mod lite;

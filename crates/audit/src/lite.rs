@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::decode::{
     AccessEntry, DecisionEntry, DecodeError, Effect, RequestMetadata, lenient_time,
 };
+use crate::few::Few;
 use crate::shape::{AnyShape, MapShape, SeqShape, Str, StrShape};
 
 /// One line decoded by [`decode_lite`].
@@ -267,9 +268,9 @@ struct RequestContextShape {
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct CheckLite<'a> {
     #[serde(borrow)]
-    pub(crate) inputs: Vec<InputLite<'a>>,
+    pub(crate) inputs: Few<InputLite<'a>>,
     #[serde(borrow)]
-    pub(crate) outputs: Vec<OutputLite<'a>>,
+    pub(crate) outputs: Few<OutputLite<'a>>,
     error: StrShape,
 }
 
@@ -295,7 +296,7 @@ pub(crate) struct PrincipalLite<'a> {
     #[serde(borrow)]
     pub(crate) id: Str<'a>,
     #[serde(borrow)]
-    pub(crate) roles: Vec<Str<'a>>,
+    pub(crate) roles: Few<Str<'a>>,
     attr: MapShape,
     policy_version: StrShape,
     scope: StrShape,
@@ -326,14 +327,14 @@ pub(crate) struct OutputLite<'a> {
     pub(crate) actions: ActionsLite<'a>,
     effective_derived_roles: SeqShape<StrShape>,
     #[serde(borrow)]
-    pub(crate) outputs: Vec<RuleOutputLite<'a>>,
+    pub(crate) outputs: Few<RuleOutputLite<'a>>,
     evaluation_errors: SeqShape,
     validation_errors: SeqShape,
 }
 
 impl<'a> CheckLite<'a> {
     /// The parts evaluation reads.
-    pub(crate) fn new(inputs: Vec<InputLite<'a>>, outputs: Vec<OutputLite<'a>>) -> Self {
+    pub(crate) fn new(inputs: Few<InputLite<'a>>, outputs: Few<OutputLite<'a>>) -> Self {
         CheckLite {
             inputs,
             outputs,
@@ -355,7 +356,7 @@ impl<'a> InputLite<'a> {
 
 impl<'a> PrincipalLite<'a> {
     /// The parts evaluation reads.
-    pub(crate) fn new(id: Str<'a>, roles: Vec<Str<'a>>) -> Self {
+    pub(crate) fn new(id: Str<'a>, roles: Few<Str<'a>>) -> Self {
         PrincipalLite {
             id,
             roles,
@@ -377,7 +378,7 @@ impl<'a> ResourceLite<'a> {
 
 impl<'a> OutputLite<'a> {
     /// The parts evaluation reads.
-    pub(crate) fn new(actions: ActionsLite<'a>, outputs: Vec<RuleOutputLite<'a>>) -> Self {
+    pub(crate) fn new(actions: ActionsLite<'a>, outputs: Few<RuleOutputLite<'a>>) -> Self {
         OutputLite {
             actions,
             outputs,
@@ -412,12 +413,14 @@ impl<'a> RuleOutputLite<'a> {
 /// `actions`: action → effect, in the order of a `BTreeMap` (sorted by action; a repeated
 /// key keeps its last value).
 #[derive(Default)]
-pub(crate) struct ActionsLite<'a>(pub(crate) Vec<(Str<'a>, ActionLite<'a>)>);
+pub(crate) struct ActionsLite<'a>(pub(crate) Few<(Str<'a>, ActionLite<'a>)>);
 
 impl<'a> ActionsLite<'a> {
     /// The map of these entries in JSON order.
-    pub(crate) fn from_entries(mut v: Vec<(Str<'a>, ActionLite<'a>)>) -> Self {
-        if !v.is_sorted_by(|a, b| a.0.as_str() < b.0.as_str()) {
+    pub(crate) fn from_entries(mut v: Few<(Str<'a>, ActionLite<'a>)>) -> Self {
+        if let Few::Many(v) = &mut v
+            && !v.is_sorted_by(|a, b| a.0.as_str() < b.0.as_str())
+        {
             // Later duplicates first, so that dedup (which keeps the first) keeps them.
             v.reverse();
             v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -439,7 +442,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ActionsLite<'a> {
                 self,
                 mut map: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut v: Vec<(Str<'a>, ActionLite<'a>)> = Vec::new();
+                let mut v: Few<(Str<'a>, ActionLite<'a>)> = Few::Zero;
                 while let Some(k) = map.next_key::<Str<'a>>()? {
                     let a = map.next_value::<ActionLite<'a>>()?;
                     v.push((k, a));

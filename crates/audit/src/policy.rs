@@ -19,6 +19,7 @@ use store::{NewTaint, TaintSource};
 use crate::attribution::{NodeAddresses, attribute_with, peer_ip};
 use crate::call_key::CallKey;
 use crate::decode::{DecisionEntry, Effect};
+use crate::few::Few;
 use crate::lite::{CheckLite, DecisionLite, InputLite, OutputLite, RuleValue, parse_checked};
 
 /// At most this many matching action results are kept as evidence per call.
@@ -195,7 +196,7 @@ struct Counted {
     /// and rule, back to back.
     text: String,
     peer_end: usize,
-    hits: Vec<PackedHit>,
+    hits: Few<PackedHit>,
     total_hits: usize,
 }
 
@@ -281,6 +282,7 @@ impl Counted {
         let span = |(start, end): (usize, usize)| text.get(start..end).unwrap_or_default();
         let hits = self
             .hits
+            .into_vec()
             .into_iter()
             .map(|h| Hit {
                 principal: span(h.spans[0]).to_owned(),

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::decode::Effect;
+use crate::few::Few;
 use crate::lite::{
     AccessLite, ActionLite, ActionsLite, CheckLite, DecisionLite, InputLite, LiteEntry,
     MetadataSource, OutputLite, PrincipalLite, ResourceLite, RuleOutputLite, RuleValue,
@@ -354,8 +355,8 @@ impl<'a> Cur<'a> {
     }
 
     /// An array of strings, kept.
-    fn strings(&mut self) -> Option<Vec<Str<'a>>> {
-        let mut out = Vec::new();
+    fn strings(&mut self) -> Option<Few<Str<'a>>> {
+        let mut out = Few::Zero;
         self.array_of(|c| {
             out.push(Str::from(c.str()?));
             Some(())
@@ -429,8 +430,8 @@ impl<'a> Cur<'a> {
     }
 
     fn check(&mut self) -> Option<CheckLite<'a>> {
-        let mut inputs = Vec::new();
-        let mut outputs = Vec::new();
+        let mut inputs = Few::Zero;
+        let mut outputs = Few::Zero;
         self.fields(&["inputs", "outputs", "error"], |c, field| {
             match field {
                 0 => c.array_of(|c| {
@@ -473,7 +474,7 @@ impl<'a> Cur<'a> {
 
     fn principal(&mut self) -> Option<PrincipalLite<'a>> {
         let mut id = "";
-        let mut roles = Vec::new();
+        let mut roles = Few::Zero;
         self.fields(
             &["id", "roles", "attr", "policyVersion", "scope"],
             |c, field| {
@@ -512,8 +513,8 @@ impl<'a> Cur<'a> {
     }
 
     fn output(&mut self) -> Option<OutputLite<'a>> {
-        let mut actions = Vec::new();
-        let mut rule_outputs = Vec::new();
+        let mut actions = Few::Zero;
+        let mut rule_outputs = Few::Zero;
         self.fields(
             &[
                 "requestId",
