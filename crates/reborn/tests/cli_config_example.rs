@@ -73,3 +73,14 @@ fn missing_secret_variable_is_named_in_the_error() {
         "{err}"
     );
 }
+
+#[test]
+fn jsonrag_operator_config_parses_and_names_its_audit_source() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/jsonrag/operator/reborn.yaml");
+    let text = std::fs::read_to_string(path).expect("examples/jsonrag/operator/reborn.yaml");
+    let config: operator::config::DaemonConfig =
+        serde_yaml::from_str(&text).expect("the jsonrag operator config parses");
+    assert_eq!(config.audit.sources.len(), 1);
+    assert_eq!(config.controller["operatorId"], "jsonrag");
+}
