@@ -62,6 +62,8 @@ const API_SECRET: &str = "bench-operator-secret";
 struct Round {
     node: &'static str,
     to_first_mutation: Duration,
+    /// The simulator endpoint of that first mutation.
+    first_request: &'static str,
     recovery_s: f64,
 }
 
@@ -241,11 +243,12 @@ async fn rounds_on(
         )
         .await?;
         println!(
-            "   [{label}] round {:>2} {:<8}: first mutation {:7.2} ms, recovery {:8.1} ms",
+            "   [{label}] round {:>2} {:<8}: first mutation {:7.2} ms, recovery {:8.1} ms ({})",
             i + 1,
             round.node,
             round.to_first_mutation.as_secs_f64() * 1e3,
-            round.recovery_s * 1e3
+            round.recovery_s * 1e3,
+            round.first_request
         );
         out.push(round);
     }
@@ -270,7 +273,7 @@ async fn replace(
     old: Option<u64>,
 ) -> anyhow::Result<Round> {
     let old = old.with_context(|| format!("{node} has no instance before the taint"))?;
-    let baseline = mutation_count(admin);
+    let baseline = mutation_counts(admin);
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
         let admin = admin.clone();
@@ -278,8 +281,9 @@ async fn replace(
         // A plain thread, so the polling does not depend on the runtime's scheduling.
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                if mutation_count(&admin) > baseline {
-                    return Some(Instant::now());
+                let now = mutation_counts(&admin);
+                if let Some(i) = (0..MUTATIONS.len()).find(|&i| now[i] > baseline[i]) {
+                    return Some((Instant::now(), MUTATIONS[i]));
                 }
                 std::thread::sleep(Duration::from_micros(250));
             }
@@ -302,7 +306,7 @@ async fn replace(
 
     let new = wait_all_ready(api, Some((node, Some(old)))).await?;
     done.store(true, Ordering::Relaxed);
-    let first = watcher
+    let (first, first_request) = watcher
         .join()
         .map_err(|_| anyhow::anyhow!("the request watcher panicked"))?
         .context("no mutating PVE request was seen before the replacement was Ready")?;
@@ -346,12 +350,13 @@ async fn replace(
     Ok(Round {
         node,
         to_first_mutation: first.saturating_duration_since(sent),
+        first_request,
         recovery_s,
     })
 }
 
-fn mutation_count(admin: &SimAdmin) -> u64 {
-    MUTATIONS.iter().map(|m| admin.request_count(m)).sum()
+fn mutation_counts(admin: &SimAdmin) -> [u64; MUTATIONS.len()] {
+    MUTATIONS.map(|m| admin.request_count(m))
 }
 
 /// Polls the node list until every node is Ready (and, if asked, `changed` has a new vmid).
