@@ -71,3 +71,49 @@ async fn vm_whose_smbios_uuid_changed_is_refused_destroy_and_the_node_is_held() 
     assert!(h.ctl.held().contains_key("worker-2"));
     assert_eq!(h.condition("worker-2", "Held"), "True");
 }
+
+/// A plan made before the node's create finished (the loop's passes overlap running tasks)
+/// still asks for a create; replayed after the create recorded its instance it clones nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_create_plan_replayed_after_the_create_clones_nothing() {
+    let h = Harness::new(&format!(
+        "{GOLD}{}",
+        node("worker-1", "worker", 4120, "StopFirst", 21)
+    ))
+    .await;
+    h.ctl.run_pass().await.expect("first pass");
+    let stale = h.ctl.last_plan().expect("a plan");
+    let create = stale
+        .actions
+        .iter()
+        .find(|a| matches!(a.kind, planner::ActionKind::Create(_)))
+        .expect("the first pass planned the create")
+        .clone();
+    h.converge().await;
+    assert_eq!(h.owned_vms(), vec![(4120, "worker-1".to_owned())]);
+
+    let config = std::sync::Arc::new(operator::ControllerConfig::fast(scenario_support::OPERATOR));
+    let executor = operator::executor::Executor::new(
+        client(&h.sim),
+        h.store.clone(),
+        config,
+        scenario_support::OPERATOR.parse().expect("operator id"),
+    );
+    let err = executor
+        .execute(&create)
+        .await
+        .expect_err("a second create of the node is refused");
+    assert!(
+        matches!(err, operator::executor::ExecError::StalePlan { .. }),
+        "{err}"
+    );
+    assert_eq!(err.class(), operator::executor::ErrorClass::Replan);
+    assert_eq!(h.owned_vms(), vec![(4120, "worker-1".to_owned())]);
+    assert_eq!(
+        h.event_kinds("worker-1")
+            .iter()
+            .filter(|k| *k == "CreateStarted")
+            .count(),
+        1
+    );
+}

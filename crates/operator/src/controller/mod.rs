@@ -86,6 +86,11 @@ pub(crate) struct Inner {
 pub(crate) struct State {
     /// Nodes with a task running (per-node exclusivity), and what it does.
     pub(crate) running: HashMap<String, String>,
+    /// Counts finished node tasks; a pass notes it before reading its inputs.
+    pub(crate) epoch: u64,
+    /// The epoch at which each node's last task finished. A pass whose inputs were read
+    /// before that starts nothing for the node: its plan may predate the task's writes.
+    pub(crate) finished_at: HashMap<String, u64>,
     pub(crate) backoff: Backoff,
     /// Nodes held until a human looks, with why.
     pub(crate) held: BTreeMap<String, String>,
@@ -436,6 +441,7 @@ impl Inner {
 
     async fn pass(self: Arc<Self>) -> Result<PassReport, ControllerError> {
         let pass_started = Instant::now();
+        let read_at = self.lock().epoch;
         // 1. Journal entries in flight with no task of ours running: settle them first.
         let running: HashSet<String> = self.lock().running.keys().cloned().collect();
         let stale: Vec<JournalEntry> = self
@@ -454,7 +460,7 @@ impl Inner {
             }
             if recovering.insert(entry.node.clone()) {
                 let node = entry.node.clone();
-                if self.try_spawn(&node, "recover", Work::Recover(entry)) {
+                if self.try_spawn(&node, "recover", Work::Recover(entry), read_at) {
                     report.started += 1;
                 }
             }
@@ -525,7 +531,7 @@ impl Inner {
                 .map(|a| a.kind.verb())
                 .collect::<Vec<_>>()
                 .join("+");
-            if self.try_spawn(&node, &what, Work::Actions(actions)) {
+            if self.try_spawn(&node, &what, Work::Actions(actions), read_at) {
                 report.started += 1;
             }
         }
@@ -541,6 +547,7 @@ impl Inner {
                         vmid,
                         pve_node,
                     },
+                    read_at,
                 )
             {
                 report.started += 1;
@@ -564,11 +571,15 @@ impl Inner {
         Ok(report)
     }
 
-    /// Starts a task for `node` unless one is running. Returns whether it started.
-    fn try_spawn(self: &Arc<Self>, node: &str, what: &str, work: Work) -> bool {
+    /// Starts a task for `node` unless one is running or one finished after the pass read its
+    /// inputs at epoch `read_at` (the plan may not include that task's writes: a second create
+    /// of a node whose first create just finished). Returns whether it started; a skipped node
+    /// is planned again by the pass the finished task wakes.
+    fn try_spawn(self: &Arc<Self>, node: &str, what: &str, work: Work, read_at: u64) -> bool {
         {
             let mut s = self.lock();
-            if s.running.contains_key(node) {
+            if s.running.contains_key(node) || s.finished_at.get(node).is_some_and(|&f| f > read_at)
+            {
                 return false;
             }
             s.running.insert(node.to_owned(), what.to_owned());
@@ -580,7 +591,13 @@ impl Inner {
             let permit = inner.permits.clone().acquire_owned().await;
             inner.run_work(&node, work).await;
             drop(permit);
-            inner.lock().running.remove(&node);
+            {
+                let mut s = inner.lock();
+                s.running.remove(&node);
+                s.epoch += 1;
+                let epoch = s.epoch;
+                s.finished_at.insert(node.clone(), epoch);
+            }
             if inner.active.fetch_sub(1, Ordering::SeqCst) == 1 {
                 inner.idle.notify_waiters();
             }

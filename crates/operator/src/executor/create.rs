@@ -27,6 +27,38 @@ pub(crate) enum CloneState {
 }
 
 impl Executor {
+    /// Refuses a create the store already contradicts: a new current instance for a node that
+    /// has one, or a second incoming one. Per-node exclusivity makes this check race-free; it
+    /// catches a plan made before the node's previous task recorded its instance.
+    fn refuse_stale_create(&self, node: &str, c: &CreateInstance) -> Result<(), ExecError> {
+        let records = self
+            .store
+            .instances(Some(node))
+            .map_err(|source| ExecError::Store {
+                node: node.to_owned(),
+                source,
+            })?;
+        let current = records.iter().find(|r| r.current);
+        let conflict = match c.role {
+            InstanceRole::Current => current.map(|r| format!("current instance {}", r.instance_id)),
+            InstanceRole::Incoming | InstanceRole::Retiring => records
+                .iter()
+                .filter(|r| !r.current && r.instance_id != c.instance_id)
+                .find(|r| current.is_none_or(|cur| r.created_at > cur.created_at))
+                .map(|r| format!("incoming instance {}", r.instance_id)),
+        };
+        match conflict {
+            Some(existing) => Err(ExecError::StalePlan {
+                node: node.to_owned(),
+                what: format!(
+                    "a {} create of {} while the store records {existing}",
+                    c.role, c.instance_id
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Runs the whole create saga for `c`.
     pub(crate) async fn create(
         &self,
@@ -40,6 +72,7 @@ impl Executor {
         let (tpl_node, tpl_vmid) =
             pve_ids(node, c.template.pve_node.as_str(), c.template.vmid.get())?;
 
+        self.refuse_stale_create(node, c)?;
         let mut extra = Vec::new();
         if !self.holds_lease(node, vmid)? {
             extra.push(Op::LeaseVmid {

@@ -65,6 +65,14 @@ pub enum ExecError {
         /// The VMID.
         vmid: u32,
     },
+    /// The plan contradicts what the store records now (it was made from older inputs).
+    #[error("stale plan for node {node}: {what}")]
+    StalePlan {
+        /// The node.
+        node: String,
+        /// What the plan wanted and what the store says.
+        what: String,
+    },
     /// The VM is not the instance the store recorded: destroy refused.
     #[error("VM {vmid} is not the recorded instance of node {node}: {mismatch}")]
     IdentityMismatch {
@@ -103,6 +111,7 @@ impl ExecError {
             | ExecError::Store { node, .. }
             | ExecError::Locked { node, .. }
             | ExecError::VmidTaken { node, .. }
+            | ExecError::StalePlan { node, .. }
             | ExecError::IdentityMismatch { node, .. }
             | ExecError::OutcomeUnknown { node, .. }
             | ExecError::Invalid { node, .. } => node,
@@ -124,7 +133,7 @@ impl ExecError {
                 }
                 _ => ErrorClass::Transient,
             },
-            ExecError::VmidTaken { .. } => ErrorClass::Replan,
+            ExecError::VmidTaken { .. } | ExecError::StalePlan { .. } => ErrorClass::Replan,
             ExecError::IdentityMismatch { vmid, mismatch, .. } => {
                 ErrorClass::Hold(format!("identity of VM {vmid} not proven: {mismatch}"))
             }
