@@ -35,9 +35,6 @@ pub struct CompiledPolicy {
     /// Rule-output values that must all be present in the matching output's `val`
     /// (`val[key] == value`), e.g. `taint = cross_tenant_access`. Not in the manifest yet.
     pub output_values: Vec<(String, Value)>,
-    /// With `action: Isolate`: keep the isolated old instance stopped this long, then destroy
-    /// it (quarantine). Not in the manifest yet; recorded in the taint's evidence.
-    pub quarantine_retention: Option<std::time::Duration>,
 }
 
 impl CompiledPolicy {
@@ -47,19 +44,12 @@ impl CompiledPolicy {
             name: policy.name().as_str().to_owned(),
             spec: policy.spec.clone(),
             output_values: Vec::new(),
-            quarantine_retention: None,
         }
     }
 
     /// Also requires `val[key] == value` on the matching rule output.
     pub fn with_output_value(mut self, key: impl Into<String>, value: Value) -> Self {
         self.output_values.push((key.into(), value));
-        self
-    }
-
-    /// Quarantine: the isolated instance is kept stopped for `retention`, then destroyed.
-    pub fn with_quarantine_retention(mut self, retention: std::time::Duration) -> Self {
-        self.quarantine_retention = Some(retention);
         self
     }
 
@@ -513,13 +503,16 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
         .iter()
         .flat_map(|c| c.hits.iter().map(|h| h.principal.as_str()))
         .collect();
-    let action = match (policy.spec.action, policy.quarantine_retention) {
+    let action = match (policy.spec.action, policy.spec.quarantine_retention) {
         (TaintAction::Replace, _) => json!({"kind": "Replace"}),
-        (TaintAction::Isolate, Some(r)) => {
+        (TaintAction::Isolate, _) => json!({"kind": "Isolate"}),
+        (TaintAction::Report, _) => json!({"kind": "Report"}),
+        (TaintAction::Quarantine, Some(r)) => {
             json!({"kind": "Quarantine", "retentionSecs": r.as_secs()})
         }
-        (TaintAction::Isolate, None) => json!({"kind": "Isolate"}),
-        (TaintAction::Report, _) => json!({"kind": "Report"}),
+        // The manifest requires a retention with `Quarantine`; a spec built in code without
+        // one keeps the instance the shortest time rather than forever.
+        (TaintAction::Quarantine, None) => json!({"kind": "Quarantine", "retentionSecs": 0}),
     };
     let by = match policy.spec.attribution.by {
         AttributionSource::PeerAddress => "PeerAddress",

@@ -308,16 +308,16 @@ fn rule_output_values_narrow_the_match() {
 }
 
 #[test]
-fn isolate_with_retention_is_recorded_as_quarantine() {
+fn quarantine_policy_records_its_action_and_retention_in_the_evidence() {
     let p = policy(
         "quarantine",
         "  match: {principalIds: [svc-worker]}
   threshold: {count: 1, window: 1m}
   severity: High
-  action: Isolate
+  action: Quarantine
+  quarantineRetention: 1h
 ",
-    )
-    .with_quarantine_retention(std::time::Duration::from_secs(3600));
+    );
     let mut eval = Evaluator::new(vec![p]);
     let line = decision(
         &call(1),

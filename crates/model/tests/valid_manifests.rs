@@ -115,3 +115,25 @@ fn a_directory_is_read_without_its_subdirectories() {
     let set = loaded.unwrap_or_else(|d| panic!("subdirectory was read:\n{d}"));
     assert_eq!(set.nodes.len(), 2);
 }
+
+#[test]
+fn quarantine_policy_loads_with_its_retention() {
+    let text = "apiVersion: reborn.dev/v1alpha1
+kind: TaintPolicy
+metadata: {name: keep-for-forensics}
+spec:
+  match: {principalIds: [svc-worker]}
+  threshold: {count: 3, window: 5m}
+  severity: Critical
+  action: Quarantine
+  quarantineRetention: 24h
+  taintTtl: 48h
+";
+    let set = load_str("quarantine.yaml", text).unwrap_or_else(|d| panic!("{d}"));
+    let spec = &set.taint_policies[0].spec;
+    assert_eq!(spec.action, model::TaintAction::Quarantine);
+    assert_eq!(spec.quarantine_retention.map(|r| r.as_secs()), Some(86_400));
+    let again = load_str("round-trip.yaml", &set.to_yaml().expect("serialisable"))
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(set, again);
+}

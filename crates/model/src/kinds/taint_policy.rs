@@ -43,7 +43,14 @@ pub struct TaintPolicySpec {
     pub severity: Severity,
     /// What happens to the tainted node.
     pub action: TaintAction,
-    /// How long the taint lives; omitted = until the instance is replaced or untainted.
+    /// With `action: Quarantine` (and only then, where it is required): how long the replaced
+    /// instance is kept stopped and isolated, counted from when the taint is raised, before it
+    /// is destroyed, e.g. `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_retention: Option<Duration>,
+    /// How long the taint lives; omitted = until the instance is replaced or untainted. With
+    /// `Quarantine` it must be at least `quarantineRetention` (an expired taint ends the
+    /// quarantine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taint_ttl: Option<Duration>,
 }
@@ -146,6 +153,9 @@ pub enum TaintAction {
     Isolate,
     /// Record the taint only.
     Report,
+    /// Isolate at once, replace, and keep the replaced instance stopped and isolated for
+    /// `quarantineRetention` (so a person can inspect it), then destroy it.
+    Quarantine,
 }
 
 impl Decode for TaintPolicySpec {
@@ -158,6 +168,7 @@ impl Decode for TaintPolicySpec {
                 "attribution",
                 "severity",
                 "action",
+                "quarantineRetention",
                 "taintTtl",
             ],
         )?;
@@ -166,16 +177,70 @@ impl Decode for TaintPolicySpec {
         let attribution = d.or_default(&m, "attribution");
         let severity = d.required(&m, "severity");
         let action = d.required(&m, "action");
+        let quarantine_retention = d.optional(&m, "quarantineRetention");
         let taint_ttl = d.optional(&m, "taintTtl");
+        let (action, quarantine_retention, taint_ttl) =
+            check_quarantine(d, y, action?, quarantine_retention?, taint_ttl?)?;
         let spec = TaintPolicySpec {
             matching: matching?,
             threshold: threshold?,
             attribution: attribution?,
             severity: severity?,
-            action: action?,
-            taint_ttl: taint_ttl?,
+            action,
+            quarantine_retention,
+            taint_ttl,
         };
         Ok(spec)
+    }
+}
+
+/// `quarantineRetention` is required with `action: Quarantine` and refused with any other
+/// action; a `taintTtl` shorter than the retention would end the quarantine early.
+fn check_quarantine(
+    d: &mut Decoder<'_>,
+    y: &Yaml,
+    action: TaintAction,
+    retention: Option<Duration>,
+    ttl: Option<Duration>,
+) -> DResult<(TaintAction, Option<Duration>, Option<Duration>)> {
+    match (action, retention, ttl) {
+        (TaintAction::Quarantine, None, _) => {
+            let span = d.span_of("action").unwrap_or(y.span);
+            let message = format!(
+                "`{}.action: Quarantine` needs `quarantineRetention`",
+                d.path()
+            );
+            Err(d.error(
+                span,
+                message,
+                Some("add `quarantineRetention: 24h`: how long the replaced instance is kept stopped and isolated before it is destroyed".to_string()),
+            ))
+        }
+        (TaintAction::Quarantine, Some(r), Some(t)) if t < r => {
+            let span = d.span_of("taintTtl").unwrap_or(y.span);
+            let message = format!(
+                "`{}.taintTtl` ({t}) is shorter than `quarantineRetention` ({r})",
+                d.path()
+            );
+            Err(d.error(
+                span,
+                message,
+                Some(format!("an expired taint ends the quarantine early: remove `taintTtl`, or make it at least `{r}`")),
+            ))
+        }
+        (TaintAction::Replace | TaintAction::Isolate | TaintAction::Report, Some(_), _) => {
+            let span = d.span_of("quarantineRetention").unwrap_or(y.span);
+            let message = format!(
+                "`{}.quarantineRetention` is only used with `action: Quarantine`",
+                d.path()
+            );
+            Err(d.error(
+                span,
+                message,
+                Some("remove `quarantineRetention`, or set `action: Quarantine`".to_string()),
+            ))
+        }
+        _ => Ok((action, retention, ttl)),
     }
 }
 
@@ -306,6 +371,7 @@ impl Decode for TaintAction {
                 ("Replace", TaintAction::Replace),
                 ("Isolate", TaintAction::Isolate),
                 ("Report", TaintAction::Report),
+                ("Quarantine", TaintAction::Quarantine),
             ],
         )
     }
