@@ -232,3 +232,10 @@ pub(crate) fn nextid(ctx: &Ctx) -> Result<Reply, ApiError> {
 pub(crate) fn pools(_ctx: &Ctx) -> Result<Reply, ApiError> {
     Ok(Reply::data(json!([])))
 }
+
+/// `GET /pools/{poolid}`: the simulator has no pools, so every pool is unknown (PVE:
+/// `pool '<id>' does not exist`, HTTP 500).
+pub(crate) fn pool(ctx: &Ctx) -> Result<Reply, ApiError> {
+    let id = ctx.p.get("poolid").cloned().unwrap_or_default();
+    Err(ApiError::internal(format!("pool '{id}' does not exist")))
+}

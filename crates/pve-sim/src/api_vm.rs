@@ -169,8 +169,14 @@ pub(crate) fn config_get(ctx: &Ctx) -> Result<Reply, ApiError> {
     if let Some(s) = ctx.p.get("snapshot") {
         return Err(ApiError::internal(format!("snapshot '{s}' does not exist")));
     }
+    let current = flag(&ctx.p, "current");
+    let config = if current {
+        vm.config.clone()
+    } else {
+        vm.merged_config()
+    };
     let mut out = Map::new();
-    for (k, v) in &vm.config {
+    for (k, v) in &config {
         let val = if k == "cipassword" {
             json!("**********")
         } else {
@@ -180,6 +186,59 @@ pub(crate) fn config_get(ctx: &Ctx) -> Result<Reply, ApiError> {
     }
     out.insert("digest".into(), json!(vm.digest()));
     Ok(Reply::data(Value::Object(out)))
+}
+
+/// `GET …/pending`: every key with its current `value`, its `pending` value and a pending
+/// `delete` flag (1, or 2 for a forced delete), like `GuestHelpers::config_with_pending_array`;
+/// `digest` is listed as a key too.
+pub(crate) fn pending(ctx: &Ctx) -> Result<Reply, ApiError> {
+    let vmid = ctx.vmid();
+    ctx.require_vm(vmid, "VM.Audit")?;
+    let cl = ctx.shared.lock();
+    let vm = vm_on(&cl, &ctx.node, vmid)?;
+    let shown = |k: &str, v: &str| {
+        if k == "cipassword" {
+            json!("**********")
+        } else {
+            vmconf::json_value(k, v)
+        }
+    };
+    let mut keys: std::collections::BTreeSet<&str> = vm.config.keys().map(String::as_str).collect();
+    keys.extend(vm.pending.keys().map(String::as_str));
+    keys.extend(vm.pending_delete.keys().map(String::as_str));
+    let digest = vm.digest();
+    keys.insert("digest");
+    let mut out = Vec::new();
+    for k in keys {
+        let mut e = Map::new();
+        e.insert("key".into(), json!(k));
+        if k == "digest" {
+            e.insert("value".into(), json!(digest));
+        } else if let Some(v) = vm.config.get(k) {
+            e.insert("value".into(), shown(k, v));
+        }
+        if let Some(p) = vm.pending.get(k) {
+            e.insert("pending".into(), shown(k, p));
+        }
+        if let Some(force) = vm.pending_delete.get(k) {
+            e.insert("delete".into(), json!(if *force { 2 } else { 1 }));
+        }
+        out.push(Value::Object(e));
+    }
+    Ok(Reply::data(Value::Array(out)))
+}
+
+/// `GET …/status`: the directory index.
+pub(crate) fn status_index(ctx: &Ctx) -> Result<Reply, ApiError> {
+    let vmid = ctx.vmid();
+    let cl = ctx.shared.lock();
+    vm_on(&cl, &ctx.node, vmid)?;
+    let dirs = [
+        "current", "start", "stop", "reset", "shutdown", "suspend", "reboot", "resume",
+    ];
+    Ok(Reply::data(Value::Array(
+        dirs.iter().map(|d| json!({"subdir": d})).collect(),
+    )))
 }
 
 /// The privilege a config key needs (`None` = root only).
@@ -323,16 +382,28 @@ pub(crate) fn config_update(ctx: &Ctx, as_task: bool) -> Result<Option<String>, 
     if !skiplock {
         check_lock(vm).map_err(ApiError::internal)?;
     }
-    let mut next = vm.config.clone();
+    let running = vm.running;
+    let mut config = vm.config.clone();
+    let mut pending = vm.pending.clone();
+    let mut pending_delete = vm.pending_delete.clone();
     finalize_values(&mut cl, &mut set)?;
+    let force = flag(&ctx.p, "force");
     let mut log = vec![];
     let mut summary = format!("update VM {vmid}:");
+    for k in &revert {
+        pending.remove(k);
+        pending_delete.remove(k);
+    }
     for k in &delete {
-        next.remove(k);
+        pending.remove(k);
+        if config.contains_key(k) {
+            pending_delete.insert(k.clone(), force);
+        }
         summary.push_str(&format!(" -delete {k}"));
     }
     for (k, v) in &set {
-        next.insert(k.clone(), v.clone());
+        pending.insert(k.clone(), v.clone());
+        pending_delete.remove(k);
         let shown = if k == "cipassword" {
             "<hidden>"
         } else {
@@ -340,15 +411,40 @@ pub(crate) fn config_update(ctx: &Ctx, as_task: bool) -> Result<Option<String>, 
         };
         summary.push_str(&format!(" -{k} {shown}"));
     }
-    check_balloon(&next)?;
-    log.push(summary);
-    if let Some(tags) = next.get("tags") {
-        if tags.is_empty() {
-            next.remove("tags");
+    // Stopped: everything is applied; running: fast-plug and hotpluggable keys only.
+    let live_deletes: Vec<String> = pending_delete
+        .keys()
+        .filter(|k| !running || vmconf::applies_live(k, None, &config))
+        .cloned()
+        .collect();
+    for k in live_deletes {
+        pending_delete.remove(&k);
+        config.remove(&k);
+    }
+    let live_sets: Vec<String> = pending
+        .iter()
+        .filter(|(k, v)| !running || vmconf::applies_live(k, Some(v), &config))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in live_sets {
+        if let Some(v) = pending.remove(&k) {
+            config.insert(k, v);
         }
     }
+    let mut merged = config.clone();
+    for k in pending_delete.keys() {
+        merged.remove(k);
+    }
+    merged.extend(pending.clone());
+    check_balloon(&merged)?;
+    log.push(summary);
+    if config.get("tags").is_some_and(String::is_empty) {
+        config.remove("tags");
+    }
     let vm = vm_on_mut(&mut cl, &ctx.node, vmid)?;
-    vm.config = next;
+    vm.config = config;
+    vm.pending = pending;
+    vm.pending_delete = pending_delete;
     if !as_task {
         return Ok(None);
     }
@@ -445,22 +541,7 @@ pub(crate) fn start(ctx: &Ctx) -> Result<Reply, ApiError> {
         if vm.config.values().any(|v| vmconf::is_cloudinit(v)) {
             log.push("generating cloud-init ISO".into());
         }
-        let needs_dhcp = vmconf::static_ip(&vm.config).is_none();
-        let pid = cl.alloc_pid();
-        let ip = if needs_dhcp {
-            cl.alloc_dhcp(&pool)
-        } else {
-            None
-        };
-        let now = Instant::now();
-        if let Some(vm) = cl.vms.get_mut(&vmid) {
-            vm.running = true;
-            vm.qmpstatus = "running".into();
-            vm.started = Some(now);
-            vm.agent_ready = Some(now + agent_delay);
-            vm.pid = Some(pid);
-            vm.dhcp_ip = ip;
-        }
+        boot_vm(cl, vmid, agent_delay, &pool);
         Ok(())
     });
     let duration = cl.durations.start_ms;
@@ -470,6 +551,42 @@ pub(crate) fn start(ctx: &Ctx) -> Result<Reply, ApiError> {
         spec(ctx, "qmstart", duration, vec![], finish),
     );
     Ok(Reply::data(json!(upid)))
+}
+
+/// Start the VM process: pending changes are applied first (qemu-server `vm_start`), a
+/// to-disk suspension (`lock: suspended`) is resumed, the agent answers after `agent_delay`.
+pub(crate) fn boot_vm(
+    cl: &mut Cluster,
+    vmid: u32,
+    agent_delay: Duration,
+    pool: &crate::config::DhcpPool,
+) {
+    let Some(vm) = cl.vms.get_mut(&vmid) else {
+        return;
+    };
+    vm.apply_pending();
+    if vm.lock() == Some("suspended") {
+        vm.config.remove("lock");
+        vm.config.remove("vmstate");
+    }
+    let needs_dhcp = vmconf::static_ip(&vm.config).is_none() && vm.dhcp_ip.is_none();
+    let pid = cl.alloc_pid();
+    let ip = if needs_dhcp {
+        cl.alloc_dhcp(pool)
+    } else {
+        None
+    };
+    if let Some(vm) = cl.vms.get_mut(&vmid) {
+        let now = Instant::now();
+        vm.running = true;
+        vm.qmpstatus = "running".into();
+        vm.started = Some(now);
+        vm.agent_ready = Some(now + agent_delay);
+        vm.pid = Some(pid);
+        if ip.is_some() {
+            vm.dhcp_ip = ip;
+        }
+    }
 }
 
 pub(crate) fn stop_vm(cl: &mut Cluster, vmid: u32) {
@@ -731,22 +848,7 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Reply, ApiError> {
         };
         vm.config = set;
         if start_after {
-            let needs_dhcp = vmconf::static_ip(&vm.config).is_none();
-            let pid = cl.alloc_pid();
-            let ip = if needs_dhcp {
-                cl.alloc_dhcp(&pool)
-            } else {
-                None
-            };
-            if let Some(vm) = cl.vms.get_mut(&vmid) {
-                let now = Instant::now();
-                vm.running = true;
-                vm.qmpstatus = "running".into();
-                vm.started = Some(now);
-                vm.agent_ready = Some(now + agent_delay);
-                vm.pid = Some(pid);
-                vm.dhcp_ip = ip;
-            }
+            boot_vm(cl, vmid, agent_delay, &pool);
         }
         Ok(())
     });

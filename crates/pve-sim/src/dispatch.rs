@@ -7,7 +7,7 @@ use crate::http::Reply;
 use crate::model::{Cluster, Shared, Vm};
 use crate::params::{ApiError, Params, flag};
 use crate::routes::Route;
-use crate::{api_access, api_agent, api_clone, api_cluster, api_tasks, api_vm};
+use crate::{api_access, api_agent, api_clone, api_cluster, api_power, api_tasks, api_vm};
 
 /// Everything a handler gets.
 pub(crate) struct Ctx<'a> {
@@ -134,6 +134,16 @@ pub(crate) async fn dispatch(
         Route::Ticket => api_access::ticket(&ctx),
         Route::AgentPing => api_agent::ping(&ctx),
         Route::AgentNetwork => api_agent::network(&ctx),
+        Route::AgentGet => api_agent::command(&ctx, false),
+        Route::AgentPost | Route::AgentCommand => api_agent::command(&ctx, true),
+        Route::Pending => api_vm::pending(&ctx),
+        Route::StatusIndex => api_vm::status_index(&ctx),
+        Route::Reboot => api_power::reboot(&ctx),
+        Route::Reset => api_power::reset(&ctx),
+        Route::Suspend => api_power::suspend(&ctx),
+        Route::Resume => api_power::resume(&ctx),
+        Route::LxcList => Ok(Reply::data(serde_json::json!([]))),
+        Route::Pool => api_cluster::pool(&ctx),
         Route::Clone => api_clone::clone_vm(&ctx),
         Route::QemuList => api_vm::list(&ctx),
         Route::QemuCreate => api_vm::create(&ctx),

@@ -71,6 +71,23 @@ pub enum Fault {
         /// VMID.
         vmid: u32,
     },
+    /// The guest agent answers `command` (`ping`, `network-get-interfaces`, … or `*`) with a
+    /// QGA error object, which PVE passes through in-band: HTTP 200
+    /// `{"data":{"result":{"error":{"class":…,"desc":…}}}}`.
+    AgentError {
+        /// Only this VM (every VM if absent).
+        #[serde(default)]
+        vmid: Option<u32>,
+        /// QGA command without the `guest-` prefix, or `*`.
+        command: String,
+        /// QGA error class, e.g. `GenericError`.
+        class: String,
+        /// Error description.
+        desc: String,
+        /// Fire at most this many times.
+        #[serde(default)]
+        count: Option<u32>,
+    },
     /// Create a foreign VM with this vmid (a VMID taken behind the operator's back).
     TakeVmid {
         /// Node of the foreign VM.
@@ -103,7 +120,8 @@ impl ActiveFault {
         let remaining = match &fault {
             Fault::ErrorRate { count, .. }
             | Fault::Timeout { count, .. }
-            | Fault::TaskFailure { count, .. } => *count,
+            | Fault::TaskFailure { count, .. }
+            | Fault::AgentError { count, .. } => *count,
             _ => None,
         };
         Self { fault, remaining }

@@ -12,6 +12,7 @@ mod api_access;
 mod api_agent;
 mod api_clone;
 mod api_cluster;
+mod api_power;
 mod api_tasks;
 mod api_vm;
 mod auth;

@@ -26,8 +26,12 @@ pub(crate) struct Node {
 pub(crate) struct Vm {
     pub vmid: u32,
     pub node: String,
-    /// The config file's main section, sorted like PVE writes it.
+    /// The config file's main section, sorted like PVE writes it: the values in effect.
     pub config: BTreeMap<String, String>,
+    /// The `[PENDING]` section: values set on a running VM that wait for the next start.
+    pub pending: BTreeMap<String, String>,
+    /// Pending deletions (`delete:` line of `[PENDING]`), key → force flag.
+    pub pending_delete: BTreeMap<String, bool>,
     pub running: bool,
     pub qmpstatus: String,
     pub started: Option<Instant>,
@@ -45,6 +49,8 @@ impl Vm {
             vmid,
             node: node.to_string(),
             config,
+            pending: BTreeMap::new(),
+            pending_delete: BTreeMap::new(),
             running: false,
             qmpstatus: "stopped".into(),
             started: None,
@@ -95,8 +101,28 @@ impl Vm {
         self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0)
     }
 
+    /// SHA-1 of the whole config file, `[PENDING]` section included.
     pub fn digest(&self) -> String {
-        vmconf::digest(&self.config)
+        vmconf::digest_with_pending(&self.config, &self.pending, &self.pending_delete)
+    }
+
+    /// The config with pending changes merged (what `GET config` shows by default).
+    pub fn merged_config(&self) -> BTreeMap<String, String> {
+        let mut c = self.config.clone();
+        for k in self.pending_delete.keys() {
+            c.remove(k);
+        }
+        for (k, v) in &self.pending {
+            c.insert(k.clone(), v.clone());
+        }
+        c
+    }
+
+    /// Apply the `[PENDING]` section (VM start, update of a stopped VM).
+    pub fn apply_pending(&mut self) {
+        self.config = self.merged_config();
+        self.pending.clear();
+        self.pending_delete.clear();
     }
 
     pub fn status(&self) -> &'static str {

@@ -28,6 +28,17 @@ pub(crate) enum Route {
     Shutdown,
     AgentPing,
     AgentNetwork,
+    AgentGet,
+    AgentPost,
+    AgentCommand,
+    Pending,
+    StatusIndex,
+    Reboot,
+    Reset,
+    Suspend,
+    Resume,
+    LxcList,
+    Pool,
     Resources,
     NextId,
     Ticket,
@@ -98,7 +109,17 @@ pub(crate) static ROUTES: &[RouteDef] = &[
             opt("type", PType::Enum(&["qemu", "lxc", "storage"]))
         ]
     ),
+    r!(
+        "GET",
+        "/pools/{poolid}",
+        Pool,
+        &[
+            req("poolid", PType::Str),
+            opt("type", PType::Enum(&["qemu", "lxc", "storage"]))
+        ]
+    ),
     r!("GET", "/nodes/{node}/status", NodeStatus, &[NODE]),
+    r!("GET", "/nodes/{node}/lxc", LxcList, &[NODE]),
     r!(
         "GET",
         "/nodes/{node}/storage",
@@ -305,6 +326,94 @@ pub(crate) static ROUTES: &[RouteDef] = &[
         "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
         AgentNetwork,
         &[NODE, VMID]
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/{command}",
+        AgentGet,
+        &[NODE, VMID, req("command", PType::Str)]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/agent/{command}",
+        AgentPost,
+        &[NODE, VMID, req("command", PType::Str)]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/agent",
+        AgentCommand,
+        &[
+            NODE,
+            VMID,
+            req(
+                "command",
+                PType::Enum(&[
+                    "fsfreeze-freeze",
+                    "fsfreeze-status",
+                    "fsfreeze-thaw",
+                    "fstrim",
+                    "get-fsinfo",
+                    "get-host-name",
+                    "get-memory-block-info",
+                    "get-memory-blocks",
+                    "get-osinfo",
+                    "get-time",
+                    "get-timezone",
+                    "get-users",
+                    "get-vcpus",
+                    "info",
+                    "network-get-interfaces",
+                    "ping",
+                    "shutdown",
+                    "suspend-disk",
+                    "suspend-hybrid",
+                    "suspend-ram"
+                ])
+            )
+        ]
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/pending",
+        Pending,
+        &[NODE, VMID]
+    ),
+    r!(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/status",
+        StatusIndex,
+        &[NODE, VMID]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/reboot",
+        Reboot,
+        &[NODE, VMID, TIMEOUT]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/reset",
+        Reset,
+        &[NODE, VMID, SKIPLOCK]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/suspend",
+        Suspend,
+        &[
+            NODE,
+            VMID,
+            SKIPLOCK,
+            opt("todisk", PType::Bool),
+            opt("statestorage", PType::Str)
+        ]
+    ),
+    r!(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/status/resume",
+        Resume,
+        &[NODE, VMID, SKIPLOCK, opt("nocheck", PType::Bool)]
     ),
     r!(
         "GET",

@@ -576,6 +576,96 @@ pub(crate) fn digest(config: &BTreeMap<String, String>) -> String {
     hex::encode(Sha1::digest(serialize(config).as_bytes()))
 }
 
+/// SHA-1 hex of the serialised config file including its `[PENDING]` section (PVE's digest
+/// covers the whole file).
+pub(crate) fn digest_with_pending(
+    config: &BTreeMap<String, String>,
+    pending: &BTreeMap<String, String>,
+    pending_delete: &BTreeMap<String, bool>,
+) -> String {
+    if pending.is_empty() && pending_delete.is_empty() {
+        return digest(config);
+    }
+    let mut text = serialize(config);
+    text.push_str("\n[PENDING]\n");
+    text.push_str(&serialize(pending));
+    if !pending_delete.is_empty() {
+        let keys: Vec<String> = pending_delete
+            .iter()
+            .map(|(k, force)| if *force { format!("!{k}") } else { k.clone() })
+            .collect();
+        text.push_str(&format!("delete: {}\n", keys.join(",")));
+    }
+    hex::encode(Sha1::digest(text.as_bytes()))
+}
+
+/// Keys PVE applies at once even on a running VM (qemu-server `$fast_plug_option`, plus the
+/// cloud-init keys, which only take effect when the cloud-init drive is regenerated).
+pub(crate) fn fast_plug_key(key: &str) -> bool {
+    matches!(
+        key,
+        "description"
+            | "hookscript"
+            | "lock"
+            | "migrate_downtime"
+            | "migrate_speed"
+            | "name"
+            | "onboot"
+            | "protection"
+            | "shares"
+            | "startup"
+            | "tags"
+            | "vmstatestorage"
+            | "ciuser"
+            | "cipassword"
+            | "citype"
+            | "ciupgrade"
+            | "cicustom"
+            | "sshkeys"
+            | "nameserver"
+            | "searchdomain"
+    ) || indexed(key, "ipconfig", 31)
+}
+
+/// Hotplug features enabled by the `hotplug` key (default `network,disk,usb`; `0` = none,
+/// `1` = the default).
+pub(crate) fn hotplug_features(config: &BTreeMap<String, String>) -> Vec<String> {
+    let v = config.get("hotplug").map(String::as_str).unwrap_or("1");
+    match v {
+        "0" => Vec::new(),
+        "1" => vec!["network".into(), "disk".into(), "usb".into()],
+        other => other.split(',').map(str::to_string).collect(),
+    }
+}
+
+/// Whether a change of `key` is applied to a running VM at once (fast-plug or hotplug);
+/// otherwise it stays in `[PENDING]` until the next start.
+pub(crate) fn applies_live(
+    key: &str,
+    value: Option<&str>,
+    config: &BTreeMap<String, String>,
+) -> bool {
+    if fast_plug_key(key) {
+        return true;
+    }
+    let features = hotplug_features(config);
+    let has = |f: &str| features.iter().any(|x| x == f);
+    match key {
+        "balloon" | "cpulimit" | "cpuunits" => true,
+        "tablet" => has("usb"),
+        "memory" => has("memory"),
+        "vcpus" => has("cpu"),
+        k if indexed(k, "net", 31) => has("network"),
+        k if indexed(k, "usb", 14) => has("usb"),
+        k if is_drive_key(k) => {
+            value.is_some_and(is_cdrom)
+                || config.get(k).is_some_and(|v| is_cdrom(v))
+                || (has("disk") && !k.starts_with("ide") && !k.starts_with("sata"))
+        }
+        _ => false,
+    }
+}
+
 /// JSON value of a stored config value, typed like `GET config` returns it.
 pub(crate) fn json_value(key: &str, v: &str) -> Value {
     match key_type(key) {
