@@ -88,13 +88,25 @@ pub(crate) fn ping(ctx: &Ctx) -> Result<Reply, ApiError> {
     Ok(Reply::data(json!({"result": {}})))
 }
 
+/// How an agent command was called.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// `GET …/agent/{command}`.
+    Get,
+    /// `POST …/agent/{command}`.
+    Post,
+    /// `POST …/agent` with `command=` (any command; the enum is checked by the schema).
+    Generic,
+}
+
 /// `GET|POST …/agent/{command}` and `POST …/agent` with `command=<name>`.
-pub(crate) fn command(ctx: &Ctx, post: bool) -> Result<Reply, ApiError> {
+pub(crate) fn command(ctx: &Ctx, via: Via) -> Result<Reply, ApiError> {
     let cmd = ctx.p.get("command").cloned().unwrap_or_default();
-    let known = if post {
-        POST_COMMANDS.contains(&cmd.as_str())
-    } else {
-        GET_COMMANDS.contains(&cmd.as_str())
+    let post = via != Via::Get;
+    let known = match via {
+        Via::Get => GET_COMMANDS.contains(&cmd.as_str()),
+        Via::Post => POST_COMMANDS.contains(&cmd.as_str()),
+        Via::Generic => true,
     };
     if !known {
         return Err(ApiError::Status {
