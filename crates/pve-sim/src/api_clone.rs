@@ -191,7 +191,22 @@ pub(crate) fn clone_vm(ctx: &Ctx) -> Result<Reply, ApiError> {
     let src = vm_on(&cl, &ctx.node, vmid)?.clone();
     let plan = check(ctx, &cl, &src, newid)?;
     let node = ctx.node.clone();
-    let (drives, log) = clone_drives(&cl, &src, newid, &plan);
+    let (drives, mut log) = clone_drives(&cl, &src, newid, &plan);
+    let pending: Vec<&str> = src
+        .pending
+        .keys()
+        .chain(src.pending_delete.keys())
+        .map(String::as_str)
+        .collect();
+    if !pending.is_empty() {
+        log.insert(
+            0,
+            format!(
+                "found pending changes for '{}', discarding for clone",
+                pending.join(",")
+            ),
+        );
+    }
 
     // Worker start: file locks (1 s), then the placeholder config `lock: clone`.
     let early_error = if cl.file_locks.contains(&vmid) {

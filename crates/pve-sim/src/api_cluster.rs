@@ -239,3 +239,73 @@ pub(crate) fn pool(ctx: &Ctx) -> Result<Reply, ApiError> {
     let id = ctx.p.get("poolid").cloned().unwrap_or_default();
     Err(ApiError::internal(format!("pool '{id}' does not exist")))
 }
+
+/// `GET /nodes/{node}/storage/{storage}/content`: the VM images on a storage (disks and
+/// cloud-init drives of the VMs that use it; ISOs referenced by a VM are listed as `iso`).
+/// The simulator keeps no other files, so `vztmpl`, `backup`, `snippets` lists are empty.
+pub(crate) fn storage_content(ctx: &Ctx) -> Result<Reply, ApiError> {
+    let sid = ctx.p.get("storage").cloned().unwrap_or_default();
+    if !(ctx.ident.has("Datastore.Audit") || ctx.ident.has("Datastore.AllocateSpace")) {
+        return Err(ApiError::forbidden(
+            &format!("/storage/{sid}"),
+            "Datastore.Audit|Datastore.AllocateSpace",
+        ));
+    }
+    let cl = ctx.shared.lock();
+    let Some(st) = cl.storage(&sid) else {
+        return Err(ApiError::internal(format!(
+            "storage '{sid}' does not exist"
+        )));
+    };
+    if cl.storage_on(&sid, &ctx.node).is_none() {
+        return Err(ApiError::internal(format!(
+            "storage '{sid}' is not available on node '{}'",
+            ctx.node
+        )));
+    }
+    let want = ctx.p.get("content").map(String::as_str);
+    let want_vmid: Option<u32> = ctx.p.get("vmid").and_then(|v| v.parse().ok());
+    let format = if st.kind.file_based() { "qcow2" } else { "raw" };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for vm in cl
+        .vms
+        .values()
+        .filter(|vm| st.shared || vm.node == ctx.node)
+    {
+        for (_, v) in vm.config.iter().filter(|(k, _)| vmconf::is_drive_key(k)) {
+            let Some((s, vol)) = vmconf::volume_of(v) else {
+                continue;
+            };
+            if s != sid {
+                continue;
+            }
+            let volid = format!("{s}:{vol}");
+            let iso = vol.starts_with("iso/");
+            let content = if iso { "iso" } else { "images" };
+            if want.is_some_and(|w| w != content) || !seen.insert(volid.clone()) {
+                continue;
+            }
+            let mut e = Map::new();
+            e.insert("volid".into(), json!(volid));
+            e.insert("content".into(), json!(content));
+            if iso {
+                e.insert("format".into(), json!("iso"));
+            } else {
+                if want_vmid.is_some_and(|w| w != vm.vmid) {
+                    continue;
+                }
+                e.insert("format".into(), json!(format));
+                e.insert("vmid".into(), json!(vm.vmid));
+            }
+            let size = if vmconf::is_cloudinit(v) {
+                4 * MIB
+            } else {
+                vmconf::drive_size(v)
+            };
+            e.insert("size".into(), json!(size));
+            out.push(Value::Object(e));
+        }
+    }
+    Ok(Reply::data(Value::Array(out)))
+}

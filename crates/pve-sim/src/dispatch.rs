@@ -145,6 +145,7 @@ pub(crate) async fn dispatch(
         Route::Resume => api_power::resume(&ctx),
         Route::LxcList => Ok(Reply::data(serde_json::json!([]))),
         Route::Pool => api_cluster::pool(&ctx),
+        Route::StorageContent => api_cluster::storage_content(&ctx),
         Route::Clone => api_clone::clone_vm(&ctx),
         Route::QemuList => api_vm::list(&ctx),
         Route::QemuCreate => api_vm::create(&ctx),

@@ -38,6 +38,7 @@ pub(crate) enum Route {
     Suspend,
     Resume,
     LxcList,
+    StorageContent,
     Pool,
     Resources,
     NextId,
@@ -120,6 +121,17 @@ pub(crate) static ROUTES: &[RouteDef] = &[
     ),
     r!("GET", "/nodes/{node}/status", NodeStatus, &[NODE]),
     r!("GET", "/nodes/{node}/lxc", LxcList, &[NODE]),
+    r!(
+        "GET",
+        "/nodes/{node}/storage/{storage}/content",
+        StorageContent,
+        &[
+            NODE,
+            req("storage", PType::Str),
+            opt("content", PType::Str),
+            opt("vmid", PType::VmId)
+        ]
+    ),
     r!(
         "GET",
         "/nodes/{node}/storage",

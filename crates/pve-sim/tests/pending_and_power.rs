@@ -231,6 +231,31 @@ async fn small_indexes_ansible_touches() {
     let r = c.get("/cluster/nextid?vmid=9000").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error("vmid"), "VM 9000 already exists");
+    let r = c.get("/nodes/pve1/storage/local-lvm/content").await;
+    let list = r.data();
+    let base = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["volid"] == "local-lvm:base-9000-disk-0")
+        .unwrap_or_else(|| panic!("template disk listed: {list}"));
+    assert_eq!(
+        (&base["content"], &base["format"], &base["vmid"]),
+        (
+            &serde_json::json!("images"),
+            &serde_json::json!("raw"),
+            &serde_json::json!(9000)
+        )
+    );
+    let r = c
+        .get("/nodes/pve1/storage/local/content?content=vztmpl")
+        .await;
+    assert_eq!(r.data(), serde_json::json!([]));
+    let r = c.get("/nodes/pve1/storage/nope/content").await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (500, "storage 'nope' does not exist")
+    );
     let r = c.get("/cluster/nextid?vmid=150").await;
     assert_eq!(r.data(), "150");
     sim.shutdown().await;
