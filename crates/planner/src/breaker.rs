@@ -1,7 +1,7 @@
 //! The circuit breaker: too many nodes tainted at once, or too many destroys in a window.
 
 use crate::fasthash::FastSet;
-use crate::inputs::{BreakerRecord, Policy, Records, Taint};
+use crate::inputs::{BreakerRecord, InstanceRole, Policy, Records, Taint};
 use crate::view::View;
 use chrono::{DateTime, Utc};
 use model::TaintAction;
@@ -56,6 +56,7 @@ pub(crate) fn before(
         .iter()
         .filter(|t| t.action != TaintAction::Report && t.instance_id.is_some())
         .filter(|t| since.is_none_or(|s| t.created_at >= s))
+        .filter(|t| !quarantined_and_replaced(t, records))
         .map(|t| t.node.as_str())
         .collect();
     let not_tripped = Before {
@@ -102,6 +103,18 @@ pub(crate) fn before(
         }
     }
     not_tripped
+}
+
+/// A `Quarantine` taint on an instance already replaced (retiring): it is kept for the
+/// retention by design and no longer serves its node, so the node does not count as tainted
+/// for the whole retention (the node was healed).
+fn quarantined_and_replaced(t: &Taint, records: &Records) -> bool {
+    t.action == TaintAction::Quarantine
+        && records.instances.iter().any(|r| {
+            r.role == InstanceRole::Retiring
+                && r.node == t.node
+                && t.instance_id.as_deref() == Some(r.instance_id.as_str())
+        })
 }
 
 /// The trip detail when this plan's destroys would exceed the window limit.

@@ -131,6 +131,20 @@ pub(crate) fn plan_deleted(m: &mut Machine<'_, '_>) {
                         m.hold(node, "destroy", blocked, Reason::NodeDeleted);
                         continue;
                     }
+                    // A quarantined instance is kept even when its node is deleted.
+                    if let Some((until, taint)) =
+                        crate::quarantine::until(view, node, &rec.instance_id)
+                        && until > m.now
+                    {
+                        m.keep_quarantined(node, live, until, taint);
+                        let blocked = BlockedBy::Quarantined {
+                            vmid: rec.vmid,
+                            taint,
+                            until,
+                        };
+                        m.hold(node, "destroy", blocked, Reason::NodeDeleted);
+                        continue;
+                    }
                     let identity = ExpectedIdentity {
                         vmid: rec.vmid,
                         pve_node: live.vm.pve_node.clone(),

@@ -307,6 +307,10 @@ pub struct Taint {
     pub severity: Severity,
     /// What to do.
     pub action: TaintAction,
+    /// With `Quarantine`: how long the replaced instance is kept stopped and isolated after
+    /// `created_at` before it is destroyed (`None`: destroyed at once, as with `Replace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_retention: Option<model::Duration>,
     /// Human-readable reason (with evidence summary, e.g. Cerbos callIds).
     pub reason: String,
     /// When it was raised.

@@ -32,6 +32,7 @@ mod inputs;
 mod machine;
 mod marker;
 mod output;
+mod quarantine;
 mod reason;
 mod render;
 mod view;

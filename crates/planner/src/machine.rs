@@ -84,8 +84,9 @@ impl<'a> NodeState<'a> {
                 .iter()
                 .any(|t| compromising(t))
         });
+        let serving = |l: &Live<'_>| crate::quarantine::serving(view, name, l);
         st.available =
-            st.current.is_some_and(|l| l.ready()) || st.incoming.is_some_and(|l| l.ready());
+            st.current.as_ref().is_some_and(serving) || st.incoming.as_ref().is_some_and(serving);
         if let Some(cur) = st.current {
             st.current_stopped = cur.vm.status == VmStatus::Stopped && !cur.cfg.isolated;
             st.drift = st.drift_of(cur);
@@ -204,7 +205,7 @@ impl<'v, 'a> Machine<'v, 'a> {
     }
 
     /// Destroy a recorded instance, proving its identity against the record first.
-    fn destroy_recorded(&mut self, node: &NodeName, l: Live<'_>, reason: Reason) {
+    pub(crate) fn destroy_recorded(&mut self, node: &NodeName, l: Live<'_>, reason: Reason) {
         let mismatch = match (&l.vm.name, &l.cfg.smbios_uuid) {
             (None, _) => Some("name not visible yet".to_string()),
             (Some(n), _) if *n != l.rec.name => {
@@ -473,10 +474,7 @@ impl<'v, 'a> Machine<'v, 'a> {
             return;
         }
         for l in &st.retiring {
-            let reason = Reason::Superseded {
-                instance_id: l.rec.instance_id.clone(),
-            };
-            self.destroy_recorded(name, *l, reason);
+            self.retire(name, *l);
         }
         if let Some(inc) = st.incoming {
             self.plan_incoming(st, inc);
@@ -516,7 +514,7 @@ impl<'v, 'a> Machine<'v, 'a> {
         }
         let tainted = taints
             .iter()
-            .find(|t| t.action == TaintAction::Replace)
+            .find(|t| matches!(t.action, TaintAction::Replace | TaintAction::Quarantine))
             .map(|t| {
                 let (taint, source, reason) = (t.id, t.source, t.reason.clone());
                 if compromising(t) {
@@ -600,10 +598,7 @@ impl<'v, 'a> Machine<'v, 'a> {
                 };
                 self.act(name, kind, promote_reason);
                 if let Some(cur) = st.current {
-                    let reason = Reason::Superseded {
-                        instance_id: cur.rec.instance_id.clone(),
-                    };
-                    self.destroy_recorded(name, cur, reason);
+                    self.retire(name, cur);
                 }
             }
             _ => {

@@ -1,6 +1,7 @@
 //! Why an action is planned or held: typed reasons and blockers with a human `Display`.
 
 use crate::inputs::{InFlightKind, InstanceRole, TaintSource};
+use chrono::{DateTime, Utc};
 use model::{PveNodeName, VmId, VmIdRange};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -75,6 +76,16 @@ pub enum Reason {
         /// The instance id from its marker.
         instance_id: String,
     },
+    /// The superseded instance is quarantined (taint action `Quarantine`): it is kept
+    /// isolated and stopped until the quarantine ends.
+    Quarantined {
+        /// The quarantined instance.
+        instance_id: String,
+        /// The taint asking for the quarantine.
+        taint: i64,
+        /// When the quarantine ends (taint raised + retention).
+        until: DateTime<Utc>,
+    },
 }
 
 fn short(hash: &str) -> &str {
@@ -120,6 +131,15 @@ impl fmt::Display for Reason {
             Reason::Unrecorded { instance_id } => write!(
                 f,
                 "owned VM of instance {instance_id} has no record (interrupted create)"
+            ),
+            Reason::Quarantined {
+                instance_id,
+                taint,
+                until,
+            } => write!(
+                f,
+                "instance {instance_id} is quarantined until {} (taint {taint})",
+                until.format("%Y-%m-%dT%H:%M:%SZ")
             ),
         }
     }
@@ -240,6 +260,16 @@ pub enum BlockedBy {
         /// Why.
         detail: String,
     },
+    /// The superseded instance is quarantined: kept stopped and isolated, for a person to
+    /// inspect, until the retention has passed since its taint was raised.
+    Quarantined {
+        /// VMID.
+        vmid: VmId,
+        /// The taint asking for the quarantine.
+        taint: i64,
+        /// When the quarantine ends; the destroy follows (identity-proven, breaker-checked).
+        until: DateTime<Utc>,
+    },
 }
 
 impl fmt::Display for BlockedBy {
@@ -297,6 +327,11 @@ impl fmt::Display for BlockedBy {
             BlockedBy::CannotAdopt { vmid, detail } => {
                 write!(f, "cannot adopt VM {vmid}: {detail}")
             }
+            BlockedBy::Quarantined { vmid, taint, until } => write!(
+                f,
+                "VM {vmid} quarantined until {} (taint {taint})",
+                until.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
         }
     }
 }

@@ -474,7 +474,8 @@ impl<'a> View<'a> {
 
 /// Whether a taint means the instance is compromised: isolate at once.
 pub(crate) fn compromising(t: &Taint) -> bool {
-    t.severity == Severity::Critical || t.action == TaintAction::Isolate
+    t.severity == Severity::Critical
+        || matches!(t.action, TaintAction::Isolate | TaintAction::Quarantine)
 }
 
 /// The config and marker of a VM carrying this operator's ownership tag and a marker naming this

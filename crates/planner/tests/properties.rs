@@ -34,7 +34,7 @@ fn node_case() -> impl Strategy<Value = NodeCase> {
         any::<bool>(),
         0u8..7,
         0u8..4,
-        proptest::option::of((0u8..3, 0u8..4)),
+        proptest::option::of((0u8..4, 0u8..4)),
         proptest::bool::weighted(0.1),
     )
         .prop_map(
@@ -109,6 +109,7 @@ fn build(case: &FleetCase) -> Scenario {
                 TaintAction::Replace,
                 TaintAction::Isolate,
                 TaintAction::Report,
+                TaintAction::Quarantine,
             ][usize::from(action)];
             let severity = [
                 Severity::Low,
@@ -117,6 +118,11 @@ fn build(case: &FleetCase) -> Scenario {
                 Severity::Critical,
             ][usize::from(severity)];
             s = s.tainted(TaintSource::Cerbos, severity, action, "denied");
+            if action == TaintAction::Quarantine
+                && let Some(t) = s.taints.active.last_mut()
+            {
+                t.quarantine_retention = Some("10m".parse().expect("valid"));
+            }
         }
         if n.locked && has_current {
             s = s.locked(base, "backup");

@@ -143,12 +143,17 @@ pub struct TaintArgs {
     /// Why (recorded with your token's name).
     #[arg(long, required = true)]
     pub reason: String,
-    /// info, warning (replace within budgets) or critical (also isolate at once).
-    #[arg(long, default_value = "warning")]
-    pub severity: String,
+    /// info, warning (replace within budgets) or critical (also isolate at once); default
+    /// warning, or critical with `--quarantine`.
+    #[arg(long)]
+    pub severity: Option<String>,
     /// How long the taint lives, e.g. `24h`; default until cleared.
     #[arg(long)]
     pub ttl: Option<model::Duration>,
+    /// Quarantine, e.g. `24h`: isolate at once and replace, then keep the old VM stopped and
+    /// isolated this long (for inspection) before destroying it.
+    #[arg(long, value_name = "RETENTION")]
+    pub quarantine: Option<model::Duration>,
     /// The taint key.
     #[arg(long, default_value = "manual")]
     pub key: String,

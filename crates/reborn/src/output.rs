@@ -276,6 +276,23 @@ pub fn describe_node(d: &NodeDescription, now: DateTime<Utc>) -> String {
             let _ = writeln!(out, "Instance:      none");
         }
     }
+    if let Some(kept) = n.status.get("quarantined").and_then(|q| q.as_array())
+        && !kept.is_empty()
+    {
+        out.push_str("Quarantined:   (replaced, kept stopped and isolated for inspection)\n");
+        for q in kept {
+            let _ = writeln!(
+                out,
+                "  VM {} on {} ({}, instance {}) until {} (taint {})",
+                q["vmid"],
+                s(q.get("pveNode")),
+                s(q.get("name")),
+                s(q.get("instanceId")),
+                s(q.get("until")),
+                q["taint"]
+            );
+        }
+    }
     out.push_str("\nConditions:\n");
     if d.conditions.is_empty() {
         out.push_str("  none reported yet\n");

@@ -219,3 +219,72 @@ fn node_referring_to_a_gold_image_applied_earlier_is_accepted() {
         "Node/worker-1 created (generation 1)\nNode/worker-2 created (generation 1)\n"
     );
 }
+
+#[test]
+fn taint_with_quarantine_records_it_and_describe_shows_the_kept_vm() {
+    let server = Server::start();
+    server.ok(&["apply", "-f", &examples_arg()]);
+    seed_worker_1(&server);
+    let tainted = server.ok(&[
+        "taint",
+        "worker-1",
+        "--reason",
+        "keep it for forensics",
+        "--quarantine",
+        "24h",
+    ]);
+    assert_eq!(
+        tainted,
+        "node/worker-1 tainted: taint 1 (manual, critical)\n"
+    );
+    let taints: serde_json::Value =
+        serde_json::from_str(&server.ok(&["get", "taints", "-o", "json"])).expect("JSON");
+    assert_eq!(
+        taints["items"][0]["evidence"]["action"],
+        serde_json::json!({"kind": "Quarantine", "retentionSecs": 86400})
+    );
+    // What the controller writes once the replacement was promoted.
+    server
+        .store
+        .put_status(
+            &ResourceKey::new("Node", "worker-1"),
+            serde_json::json!({"conditions": [], "quarantined": [
+                {"vmid": 4121, "instanceId": "i-7f3a", "pveNode": "pve2", "name": "worker-1",
+                 "taint": 1, "until": "2026-03-02T12:00:00Z"}
+            ]}),
+            store::Expect::Any,
+        )
+        .expect("status");
+    let described = server.ok(&["describe", "node", "worker-1"]);
+    assert!(
+        described.contains(
+            "Quarantined:   (replaced, kept stopped and isolated for inspection)\n  VM 4121 on pve2 (worker-1, instance i-7f3a) until 2026-03-02T12:00:00Z (taint 1)\n"
+        ),
+        "{described}"
+    );
+}
+
+#[test]
+fn taint_refuses_a_ttl_shorter_than_the_quarantine() {
+    let server = Server::start();
+    server.ok(&["apply", "-f", &examples_arg()]);
+    let out = server.reborn(
+        Some(OPERATOR_TOKEN),
+        &[
+            "taint",
+            "worker-1",
+            "--reason",
+            "x",
+            "--quarantine",
+            "24h",
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert_ne!(code(&out), Some(0));
+    assert!(
+        stderr(&out).contains("shorter than the quarantine"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -48,18 +48,41 @@ pub(crate) async fn taint(
         return Err(ApiError::BadRequest("key must not be empty".to_owned()));
     }
     let now = state.now();
-    let expires_at = match &req.ttl {
+    let duration = |what: &str, text: &str| -> Result<model::Duration, ApiError> {
+        text.parse()
+            .map_err(|e: model::ValueError| ApiError::BadRequest(format!("{what}: {e}")))
+    };
+    let ttl = req.ttl.as_deref().map(|t| duration("ttl", t)).transpose()?;
+    let quarantine = req
+        .quarantine
+        .as_deref()
+        .map(|q| duration("quarantine", q))
+        .transpose()?;
+    if let (Some(ttl), Some(q)) = (ttl, quarantine)
+        && ttl < q
+    {
+        return Err(ApiError::BadRequest(format!(
+            "ttl ({ttl}) is shorter than the quarantine ({q}): an expired taint ends the quarantine early"
+        )));
+    }
+    let expires_at = match ttl {
         None => None,
-        Some(text) => {
-            let ttl: model::Duration = text
-                .parse()
-                .map_err(|e: model::ValueError| ApiError::BadRequest(format!("ttl: {e}")))?;
+        Some(ttl) => {
             let secs = i64::try_from(ttl.as_secs())
                 .map_err(|_| ApiError::BadRequest("ttl is too long".to_owned()))?;
             Some(now + chrono::Duration::seconds(secs))
         }
     };
-    let severity = req.severity.unwrap_or(Severity::Warning);
+    let default_severity = if quarantine.is_some() {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let severity = req.severity.unwrap_or(default_severity);
+    let mut evidence = json!({"requestedBy": caller.name, "via": "api"});
+    if let Some(q) = quarantine {
+        evidence["action"] = json!({"kind": "Quarantine", "retentionSecs": q.as_secs()});
+    }
     let (taint, changed) = state
         .blocking(move |store| {
             require_node(store, &node)?;
@@ -70,7 +93,7 @@ pub(crate) async fn taint(
                 source: TaintSource::Cli,
                 severity,
                 reason: req.reason.clone(),
-                evidence: json!({"requestedBy": caller.name, "via": "api"}),
+                evidence,
                 created_at: now,
                 created_by: caller.name.clone(),
                 expires_at,

@@ -240,6 +240,11 @@ pub struct TaintRequest {
     /// The taint key; default `manual`.
     #[serde(default)]
     pub key: Option<String>,
+    /// Quarantine instead of replace, e.g. `24h`: the instance is isolated at once and
+    /// replaced, and the old one is kept stopped and isolated this long (from now) before it
+    /// is destroyed. Default severity then `critical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
 /// `POST /v1/nodes/{name}/untaint` response.

@@ -263,21 +263,44 @@ pub(crate) fn breaker_record(store: &dyn Store) -> Result<BreakerRecord, StoreEr
     })
 }
 
-/// Active taints in the planner's terms. The store has no taint action: it comes from the
-/// evidence's `action` field when present (`replace`, `isolate`, `report`), else from the
-/// severity (info → report, otherwise replace; critical is treated as compromised).
+/// A taint's action and quarantine retention from its evidence's `action`: a word (`replace`,
+/// `isolate`, `report`, `quarantine`) or, as audit and the taint API write it, an object
+/// `{"kind": "Quarantine", "retentionSecs": 86400}`. Without one: from the severity (info →
+/// report, otherwise replace; critical is treated as compromised).
+pub(crate) fn taint_action(
+    evidence: &serde_json::Value,
+    severity: store::Severity,
+) -> (TaintAction, Option<model::Duration>) {
+    let action = evidence.get("action");
+    let kind = action
+        .and_then(|a| {
+            a.as_str()
+                .or_else(|| a.get("kind").and_then(|k| k.as_str()))
+        })
+        .map(str::to_ascii_lowercase);
+    match kind.as_deref() {
+        Some("isolate") => (TaintAction::Isolate, None),
+        Some("report") => (TaintAction::Report, None),
+        Some("replace") => (TaintAction::Replace, None),
+        Some("quarantine") => {
+            let retention = action
+                .and_then(|a| a.get("retentionSecs"))
+                .and_then(serde_json::Value::as_u64)
+                .and_then(model::Duration::from_secs);
+            (TaintAction::Quarantine, retention)
+        }
+        _ if severity == store::Severity::Info => (TaintAction::Report, None),
+        _ => (TaintAction::Replace, None),
+    }
+}
+
+/// Active taints in the planner's terms (the action from [`taint_action`]).
 pub(crate) fn taints(store: &dyn Store, now: DateTime<Utc>) -> Result<Taints, StoreError> {
     let active = store
         .active_taints(None, now)?
         .into_iter()
         .filter_map(|t| {
-            let action = match t.evidence.get("action").and_then(|a| a.as_str()) {
-                Some("isolate") => TaintAction::Isolate,
-                Some("report") => TaintAction::Report,
-                Some("replace") => TaintAction::Replace,
-                _ if t.severity == store::Severity::Info => TaintAction::Report,
-                _ => TaintAction::Replace,
-            };
+            let (action, quarantine_retention) = taint_action(&t.evidence, t.severity);
             Some(Taint {
                 id: t.id,
                 node: t.node.parse().ok()?,
@@ -295,6 +318,7 @@ pub(crate) fn taints(store: &dyn Store, now: DateTime<Utc>) -> Result<Taints, St
                     store::Severity::Critical => Severity::Critical,
                 },
                 action,
+                quarantine_retention,
                 reason: t.reason,
                 created_at: t.created_at,
             })
@@ -320,6 +344,31 @@ mod tests {
             created_at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
             current,
         }
+    }
+
+    #[test]
+    fn taint_action_is_read_from_a_word_or_an_audit_object() {
+        use serde_json::json;
+        let warning = store::Severity::Warning;
+        assert_eq!(
+            taint_action(&json!({"action": "isolate"}), warning).0,
+            TaintAction::Isolate
+        );
+        assert_eq!(
+            taint_action(&json!({"action": {"kind": "Isolate"}}), warning).0,
+            TaintAction::Isolate
+        );
+        let (action, retention) = taint_action(
+            &json!({"action": {"kind": "Quarantine", "retentionSecs": 7200}}),
+            warning,
+        );
+        assert_eq!(action, TaintAction::Quarantine);
+        assert_eq!(retention.map(model::Duration::as_secs), Some(7200));
+        assert_eq!(
+            taint_action(&json!({}), store::Severity::Info).0,
+            TaintAction::Report
+        );
+        assert_eq!(taint_action(&json!({}), warning).0, TaintAction::Replace);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use planner::{Desired, InstanceRole, Observed, Plan, Reason, Records, VmStatus};
+use planner::{BlockedBy, Desired, InstanceRole, Observed, Plan, Reason, Records, VmStatus};
 use serde_json::{Value, json};
 use store::{Expect, ResourceKey};
 
@@ -81,8 +81,33 @@ pub(crate) fn write_all(
                 plan.holds
                     .iter()
                     .filter(|h| in_plan && mine(&h.node))
+                    .filter(|h| !matches!(h.blocked_by, BlockedBy::Quarantined { .. }))
                     .map(|h| format!("{} blocked by {:?}", h.wanted, h.blocked_by)),
             )
+            .collect();
+        // Superseded instances kept in quarantine (not a hold of the node: it is served by
+        // its new instance), so a person can find the VM to inspect.
+        let quarantined: Vec<Value> = plan
+            .holds
+            .iter()
+            .filter(|h| in_plan && mine(&h.node))
+            .filter_map(|h| match &h.blocked_by {
+                BlockedBy::Quarantined { vmid, taint, until } => {
+                    let rec = records
+                        .instances
+                        .iter()
+                        .find(|r| r.vmid == *vmid && mine(&r.node));
+                    Some(json!({
+                        "vmid": vmid.get(),
+                        "instanceId": rec.map(|r| r.instance_id.as_str()),
+                        "pveNode": rec.map(|r| r.pve_node.as_str()),
+                        "name": rec.map(|r| r.name.as_str()),
+                        "taint": taint,
+                        "until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    }))
+                }
+                _ => None,
+            })
             .collect();
         let conditions = json!([
             condition(
@@ -134,6 +159,9 @@ pub(crate) fn write_all(
             "instance": instance,
             "lastError": state.last_error.get(name),
         });
+        if !quarantined.is_empty() {
+            status["quarantined"] = Value::Array(quarantined);
+        }
         let recovery = previous.get("lastRecoverySeconds").cloned();
         if let Some(r) = state.recovery.get(name).map(|r| json!(r)).or(recovery) {
             status["lastRecoverySeconds"] = r;

@@ -394,10 +394,26 @@ impl Scenario {
             source,
             severity,
             action,
+            quarantine_retention: None,
             reason: reason.into(),
             created_at: self.now,
         });
         self
+    }
+
+    /// Taints the last node's current instance for quarantine (critical, from Cerbos): replace
+    /// it, and keep the old instance stopped and isolated for `retention` (e.g. `24h`).
+    pub fn quarantined(self, retention: &str) -> Self {
+        let mut s = self.tainted(
+            TaintSource::Cerbos,
+            Severity::Critical,
+            TaintAction::Quarantine,
+            "cross-tenant reads",
+        );
+        if let Some(t) = s.taints.active.last_mut() {
+            t.quarantine_retention = Some(retention.parse().expect("valid duration"));
+        }
+        s
     }
 
     /// A VM that is not ours.

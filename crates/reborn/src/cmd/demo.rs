@@ -177,6 +177,7 @@ async fn scenario(
         severity: None,
         ttl: None,
         key: None,
+        quarantine: None,
     };
     let _: serde_json::Value = client
         .post_json(&format!("/v1/nodes/{VICTIM}/taint"), &request)

@@ -1,4 +1,4 @@
-//! `reborn taint NODE --reason TEXT [--severity] [--ttl] [--key]`.
+//! `reborn taint NODE --reason TEXT [--severity] [--ttl] [--key] [--quarantine RETENTION]`.
 
 use operator::api::wire::TaintRequest;
 use store::{Severity, Taint};
@@ -10,21 +10,23 @@ use crate::exit_code::ExitStatus;
 
 /// Taints a node; the controller replaces its instance.
 pub async fn run(client: Client, args: &TaintArgs) -> Result<ExitStatus, ClientError> {
-    let severity: Severity = match args.severity.parse() {
-        Ok(s) => s,
-        Err(_) => {
+    let severity: Option<Severity> = match args.severity.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
             eprintln!(
                 "error: unknown severity {:?}; expected info, warning or critical",
-                args.severity
+                args.severity.as_deref().unwrap_or_default()
             );
             return Ok(ExitStatus::InvalidInput);
         }
     };
     let req = TaintRequest {
         reason: args.reason.clone(),
-        severity: Some(severity),
+        severity,
         ttl: args.ttl.map(|d| d.to_string()),
         key: Some(args.key.clone()),
+        quarantine: args.quarantine.map(|d| d.to_string()),
     };
     let taint: Taint = client
         .post_json(&format!("/v1/nodes/{}/taint", segment(&args.node)), &req)
