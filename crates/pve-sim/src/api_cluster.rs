@@ -141,7 +141,10 @@ pub(crate) fn resources(ctx: &Ctx) -> Result<Reply, ApiError> {
     let mut out = Vec::new();
     if ty.is_none() || ty == Some("vm") {
         let lag = ctx.shared.config.resources_lag_ms > 0;
-        for vm in cl.vms.values() {
+        // PVE walks the vmlist with `sort keys`: vmids in string order (1000 before 101).
+        let mut vms: Vec<&crate::model::Vm> = cl.vms.values().collect();
+        vms.sort_by_key(|vm| vm.vmid.to_string());
+        for vm in vms {
             if !ctx.ident.has("VM.Audit") {
                 continue;
             }

@@ -4,6 +4,14 @@
 //! Start with [`start`] and a [`SimConfig`] ([`SimConfig::fast`] for tests); drive faults and
 //! read request counters through [`SimServer::admin`] (or HTTP under `/_sim/`).
 //!
+//! Besides what reborn uses, it serves what Ansible's `community.proxmox` modules
+//! (`proxmox_kvm`, `proxmox_vm_info`, `proxmox_node_info`, `proxmox_tasks_info`) call for a VM
+//! lifecycle: the `[PENDING]` section (`GET …/pending`, `current=1`, cold keys applied at the
+//! next start), `status/reboot|reset|suspend|resume`, the read-only guest agent commands with
+//! in-band QGA errors ([`Fault::AgentError`]), `GET /nodes/{node}/lxc`, `GET /pools/{poolid}`
+//! and storage content. `crates/reborn/tests/proxmoxer_conformance.rs` replays those modules'
+//! call sequences through proxmoxer; the crate's README lists what is covered and what not.
+//!
 //! Must not depend on: `pve-client` (a bug must not hide by being the same on both sides),
 //! or any other reborn crate.
 
