@@ -29,7 +29,9 @@ pub use error::StoreError;
 pub use event::{Event, EventQuery, EventRetention, NewEvent};
 pub use instance::{InstanceRecord, LeaseState, VmidLease};
 pub use journal::{JournalEntry, JournalState, JournalUpdate, NewJournalEntry};
-pub use resource::{Expect, Listing, Resource, ResourceKey, ResourceWrite, Revision};
+pub use resource::{
+    Expect, Listing, Resource, ResourceKey, ResourceWrite, Revision, SharedListing,
+};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{Clock, ManualClock, Store, SystemClock};
 pub use taint::{NewTaint, Severity, Taint, TaintSource};

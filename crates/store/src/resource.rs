@@ -130,3 +130,14 @@ pub struct Listing {
     /// The resources, ordered by name.
     pub items: Vec<Resource>,
 }
+
+/// A [`Listing`] whose resources are shared, immutable snapshots: taking one again while little
+/// changed costs a row scan, not a decode and copy of every spec and status (the controller
+/// lists every node on every pass).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedListing {
+    /// The store revision when the list was read.
+    pub revision: Revision,
+    /// The resources, ordered by name.
+    pub items: Vec<std::sync::Arc<Resource>>,
+}

@@ -9,7 +9,8 @@ use tokio::sync::watch;
 use crate::{
     AuditCursor, Event, EventQuery, EventRetention, Expect, InstanceRecord, JournalEntry,
     JournalUpdate, Listing, NewEvent, NewJournalEntry, NewTaint, Op, OpResult, Resource,
-    ResourceKey, ResourceWrite, Revision, StoreError, Taint, Txn, TxnOutcome, VmidLease,
+    ResourceKey, ResourceWrite, Revision, SharedListing, StoreError, Taint, Txn, TxnOutcome,
+    VmidLease,
 };
 
 /// The source of the timestamps a store writes itself (`created_at`, `updated_at`,
@@ -94,6 +95,10 @@ pub trait Store: Send + Sync {
 
     /// Every resource of a kind, ordered by name, with the revision of the read.
     fn list(&self, kind: &str) -> Result<Listing, StoreError>;
+
+    /// [`Store::list`] as shared snapshots: the same resources at the same revision, cheap to
+    /// take repeatedly (for readers that only look, like a reconcile pass).
+    fn list_shared(&self, kind: &str) -> Result<SharedListing, StoreError>;
 
     /// Taints active at `now` (not cleared, not expired), optionally only for one node,
     /// ordered by id.

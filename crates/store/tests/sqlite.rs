@@ -58,7 +58,7 @@ fn acknowledged_writes_survive_reopening() {
         written.resource_version
     );
     assert_eq!(*store.subscribe().borrow(), written.resource_version);
-    assert_eq!(store.schema_version().expect("schema"), 1);
+    assert_eq!(store.schema_version().expect("schema"), 2);
     store.integrity_check().expect("integrity");
 }
 
@@ -79,7 +79,7 @@ fn database_from_newer_build_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
@@ -212,4 +212,143 @@ proptest! {
             last = Some((spec, label));
         }
     }
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_resources() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("create");
+    let key = ResourceKey::new("Node", "worker-1");
+    store
+        .apply(vec![ResourceWrite::new(key.clone(), json!({"n": 1}))])
+        .expect("apply");
+    drop(store);
+    // Back to what a version-1 build left behind.
+    let conn = Connection::open(&path).expect("raw open");
+    conn.execute_batch(
+        "DROP INDEX resources_versions; DELETE FROM schema_version WHERE version = 2;",
+    )
+    .expect("downgrade");
+    drop(conn);
+
+    let store = SqliteStore::open(&path).expect("reopen migrates");
+    assert_eq!(store.schema_version().expect("schema"), 2);
+    let listed = store.list_shared("Node").expect("list");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].spec, json!({"n": 1}));
+}
+
+/// Writes `n` nodes named `worker-000`.. with spec `{"n": i}`.
+fn nodes(store: &SqliteStore, n: usize, spec_base: usize) {
+    store
+        .apply(
+            (0..n)
+                .map(|i| {
+                    ResourceWrite::new(
+                        ResourceKey::new("Node", format!("worker-{i:03}")),
+                        json!({"n": spec_base + i}),
+                    )
+                })
+                .collect(),
+        )
+        .expect("apply");
+}
+
+/// The listing a reader would get without any cache: every row read afresh.
+fn fresh_listing(store: &SqliteStore) -> Vec<store::Resource> {
+    let names: Vec<String> = store
+        .list("Node")
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|r| r.key.name)
+        .collect();
+    names
+        .iter()
+        .map(|n| {
+            store
+                .get(&ResourceKey::new("Node", n.as_str()))
+                .expect("get")
+                .expect("exists")
+        })
+        .collect()
+}
+
+fn shared(store: &SqliteStore) -> Vec<store::Resource> {
+    store
+        .list_shared("Node")
+        .expect("list_shared")
+        .items
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect()
+}
+
+#[test]
+fn repeated_listings_see_every_spec_status_delete_and_recreate_in_between() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("open");
+    nodes(&store, 4, 0);
+    assert_eq!(shared(&store), fresh_listing(&store));
+
+    let key = |i: usize| ResourceKey::new("Node", format!("worker-{i:03}"));
+    store
+        .apply(vec![ResourceWrite::new(key(0), json!({"n": 100}))])
+        .expect("spec change");
+    store
+        .commit(store::Txn::default().with(store::Op::PutStatus {
+            key: key(1),
+            status: json!({"phase": "Ready"}),
+            expect: Expect::Any,
+        }))
+        .expect("status change");
+    store
+        .commit(store::Txn::default().with(store::Op::DeleteResource {
+            key: key(2),
+            expect: Expect::Any,
+        }))
+        .expect("delete");
+    let old_uid = store.get(&key(3)).expect("get").expect("exists").uid;
+    store
+        .commit(store::Txn::default().with(store::Op::DeleteResource {
+            key: key(3),
+            expect: Expect::Any,
+        }))
+        .expect("delete 3");
+    store
+        .apply(vec![
+            ResourceWrite::new(key(3), json!({"n": 3})),
+            ResourceWrite::new(key(9), json!({"n": 9})),
+        ])
+        .expect("recreate and add");
+
+    let listed = shared(&store);
+    assert_eq!(listed, fresh_listing(&store));
+    let names: Vec<&str> = listed.iter().map(|r| r.key.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["worker-000", "worker-001", "worker-003", "worker-009"]
+    );
+    assert_eq!(listed[0].spec, json!({"n": 100}));
+    assert_eq!(listed[1].status, json!({"phase": "Ready"}));
+    assert_ne!(listed[2].uid, old_uid, "a recreated resource is a new one");
+    assert_eq!(store.list("Node").expect("list").items, listed);
+}
+
+#[test]
+fn a_listing_after_many_changes_reads_them_all() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("open");
+    nodes(&store, 600, 0);
+    assert_eq!(shared(&store).len(), 600);
+    // More changed rows than are read one by one: the changed ones come from one scan.
+    nodes(&store, 600, 1000);
+    let listed = shared(&store);
+    assert_eq!(listed, fresh_listing(&store));
+    assert!(
+        listed
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.spec == json!({"n": 1000 + i}))
+    );
 }

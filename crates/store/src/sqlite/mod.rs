@@ -5,6 +5,7 @@ mod read;
 mod schema;
 mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -18,8 +19,8 @@ use tokio::sync::watch;
 use self::codec::{sql, to_i64, ts};
 use crate::{
     AuditCursor, Clock, Event, EventQuery, EventRetention, InstanceRecord, JournalEntry, Listing,
-    Resource, ResourceKey, Revision, Store, StoreError, SystemClock, Taint, Txn, TxnOutcome,
-    VmidLease,
+    Resource, ResourceKey, Revision, SharedListing, Store, StoreError, SystemClock, Taint, Txn,
+    TxnOutcome, VmidLease,
 };
 
 /// How to open a [`SqliteStore`].
@@ -68,6 +69,9 @@ pub struct SqliteStore {
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
     notify: watch::Sender<Revision>,
+    /// Decoded resources by kind and name, reused by `list` while unchanged (see
+    /// [`read::resources_cached`]).
+    list_cache: Mutex<HashMap<String, read::KindCache>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -118,6 +122,7 @@ impl SqliteStore {
             }),
             readers: Mutex::new(Vec::new()),
             notify,
+            list_cache: Mutex::new(HashMap::new()),
             options,
         })
     }
@@ -264,10 +269,20 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, kind: &str) -> Result<Listing, StoreError> {
+        let shared = self.list_shared(kind)?;
+        Ok(Listing {
+            revision: shared.revision,
+            items: shared.items.into_iter().map(Arc::unwrap_or_clone).collect(),
+        })
+    }
+
+    fn list_shared(&self, kind: &str) -> Result<SharedListing, StoreError> {
+        let mut caches = lock(&self.list_cache);
+        let cache = caches.entry(kind.to_owned()).or_default();
         self.read(|conn| {
-            Ok(Listing {
+            Ok(SharedListing {
                 revision: read::revision(conn)?,
-                items: read::resources(conn, kind)?,
+                items: read::resources_cached(conn, kind, cache)?,
             })
         })
     }

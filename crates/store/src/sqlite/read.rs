@@ -1,5 +1,8 @@
 //! Queries and row decoding, shared by reads and by the write path.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -111,15 +114,108 @@ pub(crate) fn resource(conn: &Connection, key: &ResourceKey) -> Res<Option<Resou
     )
 }
 
-/// Every resource of a kind, by name.
-pub(crate) fn resources(conn: &Connection, kind: &str) -> Res<Vec<Resource>> {
-    collect(
-        conn,
-        &format!("SELECT {RESOURCE_COLS} FROM resources WHERE kind = ?1 ORDER BY name"),
-        &[&kind],
-        "list resources",
-        decode_resource,
-    )
+/// Decoded resources of one kind by name, reused by `list` while unchanged.
+#[derive(Default)]
+pub(crate) struct KindCache {
+    /// By name: the listing that last saw it, and the decoded resource.
+    entries: HashMap<String, (u64, Arc<Resource>)>,
+    /// Counts listings (marks what a listing saw, so deleted resources can be swept).
+    listings: u64,
+}
+
+/// Misses up to which a listing reads the changed rows one by one; above it, one scan.
+const POINT_READS_MAX: usize = 256;
+
+/// Every resource of a kind, by name, reusing the decoded copies in `cache` whose
+/// `resource_version` is unchanged: decoding JSON specs and statuses is most of a listing's
+/// cost, and in a steady state almost nothing changes between two listings. Versions come from
+/// the covering index `resources_versions` (no spec or status is read for a hit); changed rows
+/// are read by name, or in one scan when many changed. Resources no longer listed leave the
+/// cache. Runs inside the caller's read transaction, so all of it is one snapshot.
+pub(crate) fn resources_cached(
+    conn: &Connection,
+    kind: &str,
+    cache: &mut KindCache,
+) -> Res<Vec<Arc<Resource>>> {
+    const OP: &str = "list resources";
+    cache.listings += 1;
+    let mark = cache.listings;
+    let mut versions = conn
+        .prepare_cached(
+            "SELECT name, resource_version FROM resources INDEXED BY resources_versions \
+             WHERE kind = ?1 ORDER BY name",
+        )
+        .map_err(sql(OP))?;
+    let mut rows = versions.query([kind]).map_err(sql(OP))?;
+    // Each listed resource: the cached one when its version is unchanged, else its name.
+    let mut listed: Vec<Result<Arc<Resource>, String>> = Vec::with_capacity(cache.entries.len());
+    let mut misses = 0usize;
+    while let Some(row) = rows.next().map_err(sql(OP))? {
+        let name = row
+            .get_ref(0)
+            .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+            .map_err(sql(OP))?;
+        let version = to_u64(col(row, 1, OP)?, "resource version")?;
+        listed.push(match cache.entries.get_mut(name) {
+            Some((seen, hit)) if hit.resource_version == version => {
+                *seen = mark;
+                Ok(Arc::clone(hit))
+            }
+            _ => {
+                misses += 1;
+                Err(name.to_owned())
+            }
+        });
+    }
+    drop(rows);
+    let mut changed: HashMap<String, Resource> = HashMap::with_capacity(misses);
+    if misses > POINT_READS_MAX {
+        let wanted: std::collections::HashSet<&str> = listed
+            .iter()
+            .filter_map(|l| l.as_ref().err().map(String::as_str))
+            .collect();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RESOURCE_COLS} FROM resources WHERE kind = ?1 ORDER BY name"
+            ))
+            .map_err(sql(OP))?;
+        let mut rows = stmt.query([kind]).map_err(sql(OP))?;
+        while let Some(row) = rows.next().map_err(sql(OP))? {
+            let name = row
+                .get_ref(1)
+                .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                .map_err(sql(OP))?;
+            if wanted.contains(name) {
+                let r = decode_resource(row)?;
+                changed.insert(r.key.name.clone(), r);
+            }
+        }
+    } else {
+        for name in listed.iter().filter_map(|l| l.as_ref().err()) {
+            if let Some(r) = resource(conn, &ResourceKey::new(kind, name.as_str()))? {
+                changed.insert(name.clone(), r);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(listed.len());
+    for l in listed {
+        let resource = match l {
+            Ok(hit) => hit,
+            Err(name) => {
+                let r = changed.remove(&name).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("resource {kind}/{name} listed but not readable"),
+                })?;
+                let r = Arc::new(r);
+                cache.entries.insert(name, (mark, Arc::clone(&r)));
+                r
+            }
+        };
+        out.push(resource);
+    }
+    if cache.entries.len() != out.len() {
+        cache.entries.retain(|_, (seen, _)| *seen == mark);
+    }
+    Ok(out)
 }
 
 const TAINT_COLS: &str = "id, node, instance_id, key, source, severity, reason, evidence, \

@@ -9,10 +9,16 @@ use crate::StoreError;
 
 /// Migration steps, applied in order, each in its own transaction. Never edit a released step:
 /// append a new one.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: u32 = 1;
+pub(crate) const LATEST: u32 = 2;
+
+/// Version 2: a covering index of every resource's version, so a listing learns what changed
+/// without reading the (large, often overflowing) spec and status of every row.
+const V2: &str = r#"
+CREATE INDEX resources_versions ON resources (kind, name, resource_version);
+"#;
 
 const V1: &str = r#"
 CREATE TABLE meta (
