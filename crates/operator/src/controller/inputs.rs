@@ -1,6 +1,7 @@
 //! Reads the store into the planner's inputs: desired state, records and taints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::{ApiVersion, DisruptionBudget, GoldImage, Metadata, Node, Severity, TaintAction};
@@ -39,8 +40,46 @@ fn decode<T: DeserializeOwned>(r: &Resource) -> Option<(Metadata, T)> {
     Some((metadata, spec))
 }
 
-/// Node statuses as stored, by node name (read with the desired state, reused for status).
-pub(crate) type StoredStatuses = std::collections::HashMap<String, serde_json::Value>;
+/// Node statuses as stored, by node name (read with the desired state, reused for status):
+/// shared snapshots from [`Store::list_shared`], not copies.
+#[derive(Default)]
+pub(crate) struct StoredStatuses(HashMap<String, Arc<Resource>>);
+
+impl StoredStatuses {
+    /// The stored status of `node`, if the node exists.
+    pub(crate) fn get(&self, node: &str) -> Option<&serde_json::Value> {
+        self.0.get(node).map(|r| &r.status)
+    }
+}
+
+/// Decoded node specs by name, reused while the stored node keeps its uid, generation and
+/// labels: decoding 10,000 specs on every pass is wasted work when nothing changed.
+#[derive(Default)]
+pub(crate) struct NodeCache(HashMap<String, (String, u64, Node)>);
+
+impl NodeCache {
+    /// The node `r` declares, decoded at most once per uid, generation and labels.
+    fn node(&mut self, r: &Resource) -> Option<Node> {
+        if let Some((uid, generation, node)) = self.0.get(&r.key.name)
+            && *uid == r.uid
+            && *generation == r.generation
+            && node.metadata.labels == r.labels
+        {
+            return Some(node.clone());
+        }
+        let (metadata, spec) = decode(r)?;
+        let node = Node {
+            api_version: ApiVersion::V1alpha1,
+            metadata,
+            spec,
+        };
+        self.0.insert(
+            r.key.name.clone(),
+            (r.uid.clone(), r.generation, node.clone()),
+        );
+        Some(node)
+    }
+}
 
 /// A GoldImage as stored: what its template verification is remembered under (uid and
 /// generation) and its status (which holds the remembered verified config digest).
@@ -61,29 +100,32 @@ pub(crate) type StoredGolds = std::collections::HashMap<String, StoredGold>;
 /// GoldImages.
 pub(crate) fn desired(
     store: &dyn Store,
+    cache: &mut NodeCache,
 ) -> Result<(Desired, StoredStatuses, StoredGolds), StoreError> {
-    let listing = store.list(NODE_KIND)?;
-    let statuses = listing
-        .items
-        .iter()
-        .map(|r| (r.key.name.clone(), r.status.clone()))
-        .collect();
+    let listing = store.list_shared(NODE_KIND)?;
     let nodes = listing
         .items
         .iter()
         .filter_map(|r| {
-            let (metadata, spec) = decode(r)?;
             Some(DesiredNode {
-                node: Node {
-                    api_version: ApiVersion::V1alpha1,
-                    metadata,
-                    spec,
-                },
+                node: cache.node(r)?,
                 generation: r.generation,
                 spec_hash: None,
             })
         })
         .collect();
+    if cache.0.len() > listing.items.len() {
+        let listed: std::collections::HashSet<&str> =
+            listing.items.iter().map(|r| r.key.name.as_str()).collect();
+        cache.0.retain(|name, _| listed.contains(name.as_str()));
+    }
+    let statuses = StoredStatuses(
+        listing
+            .items
+            .into_iter()
+            .map(|r| (r.key.name.clone(), r))
+            .collect(),
+    );
     let gold_listing = store.list(GOLD_KIND)?;
     let golds = gold_listing
         .items

@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     pub(crate) template_checks: gold::TemplateChecks,
     pub(crate) wake: Notify,
     pub(crate) state: Mutex<State>,
+    /// Decoded node specs, reused across passes while unchanged (apart from `state`: a pass
+    /// holds it while it lists the nodes).
+    pub(crate) node_cache: Mutex<inputs::NodeCache>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) active: AtomicUsize,
     pub(crate) idle: Notify,
@@ -157,6 +160,7 @@ impl Controller {
             executor,
             wake: Notify::new(),
             state: Mutex::new(State::default()),
+            node_cache: Mutex::new(inputs::NodeCache::default()),
             permits,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -361,8 +365,11 @@ impl Inner {
     pub(crate) async fn observe_and_plan(&self) -> Result<PlanInputs, ControllerError> {
         let now = Utc::now();
         let store = self.store.as_ref();
-        let (mut desired, statuses, golds) =
-            inputs::desired(store).map_err(ControllerError::Store)?;
+        let (mut desired, statuses, golds) = inputs::desired(
+            store,
+            &mut self.node_cache.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+        .map_err(ControllerError::Store)?;
         self.fill_spec_hashes(&mut desired);
         let window = chrono::Duration::seconds(self.config.breaker.window_secs as i64);
         let records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
