@@ -142,6 +142,34 @@ pub struct Records {
     pub breaker: BreakerRecord,
     /// Journal entries still in `Intent`.
     pub in_flight: Vec<InFlight>,
+    /// Nodes whose instance the operator gave up waiting for (at most one per node).
+    #[serde(default)]
+    pub gave_up: Vec<GaveUp>,
+}
+
+/// The operator gave up waiting for an instance of `node` to become ready: too many failed
+/// readiness waits, or past the deadline. The operator decides it (it counts attempts and
+/// time); the planner destroys that instance (identity-proven, like any destroy), restores
+/// the old instance where it safely can, and starts no new instance before `retry_at`.
+/// See `docs/decisions/0012-readiness-give-up.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GaveUp {
+    /// The node.
+    pub node: NodeName,
+    /// The instance given up on (incoming, or a first instance that never was ready). Never
+    /// promoted; destroyed while it exists.
+    pub instance_id: String,
+    /// Its VMID.
+    pub vmid: VmId,
+    /// Give-ups of this node in a row (1 for the first).
+    pub count: u32,
+    /// No replacement (or, for a node without instance, no create) starts before this.
+    pub retry_at: DateTime<Utc>,
+    /// The node never had a ready instance (brand-new): it does not count against its
+    /// disruption budgets, so it cannot hold up the other nodes' replacements.
+    pub never_available: bool,
+    /// The last readiness failure.
+    pub detail: String,
 }
 
 /// Which part an instance plays for its node.

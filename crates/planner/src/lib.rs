@@ -39,9 +39,9 @@ mod view;
 
 pub use config::{CloudInitConfig, ManagedConfig, NetConfig, VmConfig, config_hash, spec_hash};
 pub use inputs::{
-    BreakerPolicy, BreakerRecord, Desired, DesiredNode, InFlight, InFlightKind, InstanceRecord,
-    InstanceRole, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo, Records, Taint,
-    TaintSource, Taints, TemplateStatus, Verification, VmStatus, VmidLease,
+    BreakerPolicy, BreakerRecord, Desired, DesiredNode, GaveUp, InFlight, InFlightKind,
+    InstanceRecord, InstanceRole, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo,
+    Records, Taint, TaintSource, Taints, TemplateStatus, Verification, VmStatus, VmidLease,
 };
 pub use marker::{
     MARKER_PREFIX, MarkerError, OperatorId, OperatorIdError, OwnershipMarker, format_marker,
@@ -83,7 +83,9 @@ pub fn plan(
     let run = |tripped: Option<String>| {
         let mut cap = Capacity::new(&view, records);
         for &st in &ordered {
-            if !st.available {
+            // A node that never had a ready instance and was given up on does not count: it
+            // never was part of the serving capacity (decision 0012).
+            if !st.available && !view.never_available(st.dn.node.name()) {
                 cap.mark_unavailable(&view, st.dn.node.name());
             }
             let has_incoming = st.incoming.is_some()

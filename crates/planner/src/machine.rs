@@ -1,5 +1,7 @@
 //! The per-node state machine: derives each node's state from the inputs and plans its steps.
 
+mod give_up;
+
 use crate::capacity::Capacity;
 use crate::config::{ManagedConfig, VmConfig, spec_hash};
 use crate::inputs::{DesiredNode, InFlightKind, InstanceRole, Verification, VmStatus};
@@ -476,6 +478,11 @@ impl<'v, 'a> Machine<'v, 'a> {
         for l in &st.retiring {
             self.retire(name, *l);
         }
+        if let Some(g) = view.gave_up_of(name)
+            && self.plan_gave_up(st, g)
+        {
+            return;
+        }
         if let Some(inc) = st.incoming {
             self.plan_incoming(st, inc);
             return;
@@ -491,6 +498,10 @@ impl<'v, 'a> Machine<'v, 'a> {
                     role: r.role,
                 })
                 .unwrap_or(Reason::Missing);
+            if let Some(g) = self.retry_pending(name) {
+                self.hold(name, "create", give_up::retry_block(g), reason);
+                return;
+            }
             match self.prepare_create(st, InstanceRole::Current) {
                 Ok(c) => self.commit_create(st, c, reason),
                 Err(b) => self.hold(name, "create", b, reason),
@@ -614,6 +625,10 @@ impl<'v, 'a> Machine<'v, 'a> {
 
     fn replace(&mut self, st: &NodeState<'a>, cur: Live<'a>, available: bool, reason: Reason) {
         let name = st.dn.node.name();
+        if let Some(g) = self.retry_pending(name) {
+            self.wait_for_retry(st, cur, g, reason);
+            return;
+        }
         if let Some(detail) = &self.breaker {
             let blocked = BlockedBy::Breaker {
                 detail: detail.clone(),

@@ -76,6 +76,18 @@ pub enum Reason {
         /// The instance id from its marker.
         instance_id: String,
     },
+    /// The operator gave up waiting for this node's new instance to become ready: it is
+    /// destroyed, and the old instance (if any, and not compromised) serves again.
+    ReadinessAbandoned {
+        /// The instance given up on.
+        instance_id: String,
+        /// Its VMID.
+        vmid: VmId,
+        /// Give-ups of the node in a row.
+        count: u32,
+        /// The last readiness failure.
+        detail: String,
+    },
     /// The superseded instance is quarantined (taint action `Quarantine`): it is kept
     /// isolated and stopped until the quarantine ends.
     Quarantined {
@@ -131,6 +143,15 @@ impl fmt::Display for Reason {
             Reason::Unrecorded { instance_id } => write!(
                 f,
                 "owned VM of instance {instance_id} has no record (interrupted create)"
+            ),
+            Reason::ReadinessAbandoned {
+                instance_id,
+                vmid,
+                count,
+                detail,
+            } => write!(
+                f,
+                "gave up on instance {instance_id} (VM {vmid}): never ready ({detail}); give-up {count} in a row"
             ),
             Reason::Quarantined {
                 instance_id,
@@ -229,7 +250,8 @@ pub enum BlockedBy {
         /// Its VMID.
         vmid: VmId,
     },
-    /// The new instance failed its readiness check: a human must look.
+    /// The new instance failed its readiness check; it is checked again with backoff until
+    /// the operator gives up on it (then [`Reason::ReadinessAbandoned`]).
     ReadinessFailed {
         /// Its VMID.
         vmid: VmId,
@@ -259,6 +281,18 @@ pub enum BlockedBy {
         vmid: VmId,
         /// Why.
         detail: String,
+    },
+    /// Earlier new instances of this node never became ready: the next one waits.
+    RetryBackoff {
+        /// Give-ups of the node in a row.
+        count: u32,
+        /// When the next attempt may start.
+        until: DateTime<Utc>,
+    },
+    /// The instance is compromised (or quarantined): it is never started again.
+    Compromised {
+        /// VMID.
+        vmid: VmId,
     },
     /// The superseded instance is quarantined: kept stopped and isolated, for a person to
     /// inspect, until the retention has passed since its taint was raised.
@@ -311,7 +345,7 @@ impl fmt::Display for BlockedBy {
             },
             BlockedBy::AwaitingReadiness { vmid } => write!(f, "waiting for VM {vmid} to be ready"),
             BlockedBy::ReadinessFailed { vmid } => {
-                write!(f, "VM {vmid} failed its readiness check")
+                write!(f, "VM {vmid} failed its readiness check (checked again)")
             }
             BlockedBy::StatusUnknown { vmid } => write!(f, "state of VM {vmid} unknown"),
             BlockedBy::IdentityMismatch { vmid, detail } => {
@@ -326,6 +360,14 @@ impl fmt::Display for BlockedBy {
             BlockedBy::DriftReportOnly => f.write_str("drift policy is Report"),
             BlockedBy::CannotAdopt { vmid, detail } => {
                 write!(f, "cannot adopt VM {vmid}: {detail}")
+            }
+            BlockedBy::RetryBackoff { count, until } => write!(
+                f,
+                "gave up on {count} new instance(s) in a row; next try after {}",
+                until.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            BlockedBy::Compromised { vmid } => {
+                write!(f, "VM {vmid} is compromised: never restarted")
             }
             BlockedBy::Quarantined { vmid, taint, until } => write!(
                 f,

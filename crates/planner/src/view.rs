@@ -8,8 +8,8 @@
 use crate::config::SpecHasher;
 use crate::fasthash::{FastMap, FastSet};
 use crate::inputs::{
-    Desired, InFlight, InstanceRecord, Observed, ObservedVm, OwnedVmConfig, Policy, PveNodeInfo,
-    Records, Taint, TemplateStatus, VmStatus, VmidLease,
+    Desired, GaveUp, InFlight, InstanceRecord, Observed, ObservedVm, OwnedVmConfig, Policy,
+    PveNodeInfo, Records, Taint, TemplateStatus, VmStatus, VmidLease,
 };
 use crate::marker::OwnershipMarker;
 use model::{GoldImage, Name, NodeName, PveNodeName, Severity, TaintAction, VmId};
@@ -113,6 +113,8 @@ pub(crate) struct View<'a> {
     pub taints: FastMap<&'a NodeName, Vec<&'a Taint>>,
     pub in_flight: FastMap<&'a NodeName, Vec<&'a InFlight>>,
     pub in_flight_vmids: FastSet<VmId>,
+    /// Readiness give-ups by node (see [`GaveUp`]).
+    gave_up: FastMap<&'a NodeName, &'a GaveUp>,
     /// Owned VMs without a store record and without a step in flight, by VMID (stable).
     unrecorded: Vec<u32>,
     /// Owned VMs recorded nowhere (store or adopted) whose node is not declared, by VMID.
@@ -210,6 +212,7 @@ impl<'a> View<'a> {
             taints: FastMap::default(),
             in_flight: FastMap::default(),
             in_flight_vmids: records.in_flight.iter().filter_map(|f| f.vmid).collect(),
+            gave_up: records.gave_up.iter().map(|g| (&g.node, g)).collect(),
             unrecorded: Vec::new(),
             orphans: Vec::new(),
             budget_nodes,
@@ -461,6 +464,20 @@ impl<'a> View<'a> {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The readiness give-up of a node, if the operator gave up on one of its instances.
+    pub fn gave_up_of(&self, node: &NodeName) -> Option<&'a GaveUp> {
+        if self.gave_up.is_empty() {
+            return None;
+        }
+        self.gave_up.get(node).copied()
+    }
+
+    /// Whether the node never had a ready instance and was given up on (it does not count
+    /// against its budgets).
+    pub fn never_available(&self, node: &NodeName) -> bool {
+        self.gave_up_of(node).is_some_and(|g| g.never_available)
     }
 
     /// In-flight journal entries of a node.

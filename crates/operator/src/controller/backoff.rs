@@ -61,6 +61,11 @@ impl Backoff {
         d
     }
 
+    /// The delay after `failures` failures under `cfg`, jittered with this backoff's RNG.
+    pub(crate) fn delay_for(&mut self, cfg: &BackoffConfig, failures: u32) -> Duration {
+        delay(cfg, failures, &mut self.rng)
+    }
+
     /// Forgets the failures of `node`.
     pub(crate) fn succeeded(&mut self, node: &str) {
         self.nodes.remove(node);

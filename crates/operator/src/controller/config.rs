@@ -70,6 +70,11 @@ impl ControllerConfig {
                 poll_ms: 10,
                 tcp_connect_ms: 200,
                 default_timeout_ms: None,
+                give_up_backoff: BackoffConfig {
+                    initial_ms: 10,
+                    max_ms: 200,
+                },
+                ..ReadinessConfig::default()
             },
             backoff: BackoffConfig {
                 initial_ms: 10,
@@ -140,7 +145,8 @@ impl Default for TaskTimeouts {
     }
 }
 
-/// How readiness is polled.
+/// How readiness is polled, and when reborn gives up on a new instance that never becomes
+/// ready (decision 0012).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadinessConfig {
@@ -150,6 +156,17 @@ pub struct ReadinessConfig {
     pub tcp_connect_ms: u64,
     /// Overrides every node's `readiness.timeout` when set (tests, the demo).
     pub default_timeout_ms: Option<u64>,
+    /// Failed readiness waits (each bounded by the node's `readiness.timeout`, retried with
+    /// the per-node backoff) after which reborn gives up on a new instance: destroys it and
+    /// lets the old instance serve again where that is safe (default 3; 0: never give up, the
+    /// replacement is held until a person looks).
+    pub max_attempts: u32,
+    /// Also give up once this long has passed since the instance's first readiness wait
+    /// began, whatever the attempts (default: no deadline).
+    pub give_up_after_ms: Option<u64>,
+    /// The delay before the next attempt (replacement, or create of a new node) after a
+    /// give-up, doubling with each give-up of the node in a row (default 1 min → 30 min).
+    pub give_up_backoff: BackoffConfig,
 }
 
 impl Default for ReadinessConfig {
@@ -158,6 +175,12 @@ impl Default for ReadinessConfig {
             poll_ms: 2_000,
             tcp_connect_ms: 2_000,
             default_timeout_ms: None,
+            max_attempts: 3,
+            give_up_after_ms: None,
+            give_up_backoff: BackoffConfig {
+                initial_ms: 60_000,
+                max_ms: 30 * 60_000,
+            },
         }
     }
 }
@@ -191,6 +214,18 @@ mod tests {
         assert_eq!(cfg, ControllerConfig::default());
         assert_eq!(cfg.resync(), Duration::from_secs(30));
         assert!(cfg.breaker.enabled);
+    }
+
+    #[test]
+    fn example_daemon_config_spells_out_the_readiness_defaults() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/reborn.yaml");
+        let text = std::fs::read_to_string(path).expect("examples/reborn.yaml");
+        let daemon: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid yaml");
+        let cfg: ControllerConfig =
+            serde_yaml::from_value(daemon["controller"].clone()).expect("valid controller");
+        assert_eq!(cfg.readiness, ReadinessConfig::default());
+        assert_eq!(cfg.readiness.max_attempts, 3);
     }
 
     #[test]

@@ -274,6 +274,8 @@ pub(crate) fn records(
         recent_destroys,
         breaker: breaker_record(store)?,
         in_flight,
+        // Filled by the controller from its readiness state.
+        gave_up: Vec::new(),
     })
 }
 

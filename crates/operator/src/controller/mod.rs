@@ -3,6 +3,7 @@
 
 mod backoff;
 mod config;
+mod give_up;
 mod gold;
 mod handle_impl;
 mod inputs;
@@ -101,6 +102,10 @@ pub(crate) struct State {
     pub(crate) ready: HashMap<String, bool>,
     /// Addresses found by readiness, by instance id.
     pub(crate) addresses: HashMap<String, String>,
+    /// Failed readiness waits by instance id (until it is ready or given up on).
+    pub(crate) readiness_failures: HashMap<String, give_up::Failures>,
+    /// New instances reborn gave up on (never ready), by node.
+    pub(crate) gave_up: HashMap<String, give_up::GiveUp>,
     pub(crate) pve_nodes: Option<(Instant, Vec<PveNodeInfo>)>,
     pub(crate) last_plan: Option<Plan>,
     pub(crate) aborts: Vec<AbortHandle>,
@@ -191,7 +196,15 @@ impl Controller {
                 tracing::warn!(error = %error_chain(&e), "reconcile pass failed");
             }
             let resync = tokio::time::sleep(self.inner.config.resync());
-            let backoff_at = self.inner.lock().backoff.next_deadline();
+            let backoff_at = {
+                let now = Instant::now();
+                let backoff = self.inner.lock().backoff.next_deadline();
+                [backoff, self.inner.next_retry()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|at| *at > now)
+                    .min()
+            };
             let backoff = async {
                 match backoff_at {
                     Some(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
@@ -372,7 +385,8 @@ impl Inner {
         .map_err(ControllerError::Store)?;
         self.fill_spec_hashes(&mut desired);
         let window = chrono::Duration::seconds(self.config.breaker.window_secs as i64);
-        let records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
+        let mut records = inputs::records(store, now, window).map_err(ControllerError::Store)?;
+        records.gave_up = self.gave_up_inputs();
         let taints = inputs::taints(store, now).map_err(ControllerError::Store)?;
         let known: HashSet<u32> = records
             .instances
@@ -758,6 +772,10 @@ impl Inner {
             connect_timeout: Duration::from_millis(rc.tcp_connect_ms),
         };
         let outcome = wait_ready(&self.client, &target).await;
+        let failure = outcome.last_failure.as_deref().unwrap_or("unknown");
+        if outcome.ready {
+            self.readiness_passed(node, instance_id);
+        }
         {
             let mut s = self.lock();
             s.ready.insert(instance_id.to_owned(), outcome.ready);
@@ -781,7 +799,7 @@ impl Inner {
                 format!(
                     "VM {vmid} (instance {instance_id}) not ready within {}s: {}",
                     timeout.as_secs(),
-                    outcome.last_failure.as_deref().unwrap_or("unknown")
+                    failure
                 ),
             )
         };
@@ -792,6 +810,16 @@ impl Inner {
             json!({"vmid": vmid, "instance": instance_id, "address": outcome.address,
                    "timings": {"readinessMs": outcome.waited_ms}, "attempts": outcome.attempts}),
         ));
+        if !outcome.ready {
+            // After its NotReady event: a give-up is reported after the failure that caused it.
+            self.readiness_failed(
+                node,
+                instance_id,
+                vmid,
+                failure,
+                Duration::from_millis(outcome.waited_ms),
+            );
+        }
         outcome.ready
     }
 
@@ -850,6 +878,7 @@ fn readiness_needed(
         .iter()
         .filter(|r| r.role != planner::InstanceRole::Retiring)
         .filter(|r| s.ready.get(&r.instance_id) != Some(&true))
+        .filter(|r| !s.gave_up.values().any(|g| g.instance_id == r.instance_id))
         .filter(|r| {
             vms.get(&r.vmid).is_some_and(|vm| {
                 vm.status == planner::VmStatus::Running

@@ -39,6 +39,8 @@ pub(crate) fn write_all(
     }
     let state = inner.lock();
     let mut writes = Vec::new();
+    // `Quarantined` events for instances newly kept in quarantine, committed with the status.
+    let mut events: Vec<store::NewEvent> = Vec::new();
     for dn in &desired.nodes {
         let name = dn.node.name().as_str();
         let mine = |n: &model::NodeName| n.as_str() == name;
@@ -109,6 +111,8 @@ pub(crate) fn write_all(
                 _ => None,
             })
             .collect();
+        let gave_up = state.gave_up.get(name);
+        let not_ready = |id: &str| super::give_up::not_ready_note(&state, id);
         let conditions = json!([
             condition(
                 "Ready",
@@ -117,7 +121,8 @@ pub(crate) fn write_all(
                 match (current, ready) {
                     (None, _) => "no instance".to_owned(),
                     (Some(c), true) => format!("VM {} is running and ready", c.vmid),
-                    (Some(c), false) => format!("VM {} is not ready", c.vmid),
+                    (Some(c), false) =>
+                        format!("VM {} is not ready{}", c.vmid, not_ready(&c.instance_id)),
                 }
             ),
             condition(
@@ -137,10 +142,16 @@ pub(crate) fn write_all(
                 replacing,
                 "Replacement",
                 incoming
-                    .map(|i| format!("incoming VM {}", i.vmid))
+                    .map(|i| format!("incoming VM {}{}", i.vmid, not_ready(&i.instance_id)))
                     .unwrap_or_default()
             ),
             condition("Held", !hold_msgs.is_empty(), "Held", hold_msgs.join("; ")),
+            condition(
+                "ReadinessGaveUp",
+                gave_up.is_some(),
+                "ReplacementAbandoned",
+                gave_up.map(|g| g.message()).unwrap_or_default()
+            ),
         ]);
         let previous = stored.get(name).unwrap_or(&Value::Null);
         let instance = current.map(|c| {
@@ -160,6 +171,27 @@ pub(crate) fn write_all(
             "lastError": state.last_error.get(name),
         });
         if !quarantined.is_empty() {
+            for q in &quarantined {
+                let known = previous["quarantined"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|p| p["vmid"] == q["vmid"]));
+                if !known {
+                    let text = |k: &str| q[k].as_str().unwrap_or("?").to_owned();
+                    events.push(store::NewEvent {
+                        at: chrono::Utc::now(),
+                        node: Some(name.to_owned()),
+                        kind: "Quarantined".to_owned(),
+                        message: format!(
+                            "VM {} (instance {}) kept stopped and isolated until {} (taint {})",
+                            q["vmid"],
+                            text("instanceId"),
+                            text("until"),
+                            q["taint"]
+                        ),
+                        data: q.clone(),
+                    });
+                }
+            }
             status["quarantined"] = Value::Array(quarantined);
         }
         let recovery = previous.get("lastRecoverySeconds").cloned();
@@ -175,7 +207,7 @@ pub(crate) fn write_all(
         return;
     }
     // One transaction for every changed status: one durable commit per pass, not per node.
-    let txn: store::Txn = writes
+    let mut txn: store::Txn = writes
         .into_iter()
         .map(|(name, status)| store::Op::PutStatus {
             key: ResourceKey::new(NODE_KIND, name),
@@ -183,6 +215,9 @@ pub(crate) fn write_all(
             expect: Expect::Any,
         })
         .collect();
+    for e in events {
+        txn.push(store::Op::AppendEvent(e));
+    }
     if let Err(e) = inner.store.commit(txn) {
         tracing::warn!(error = %e, "node status not written");
     }
