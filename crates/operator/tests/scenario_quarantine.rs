@@ -56,6 +56,13 @@ async fn quarantined_vm_is_kept_stopped_and_isolated_until_its_retention_then_de
         !h.event_kinds("worker-1").iter().any(|k| k == "Destroyed"),
         "destroyed during the quarantine"
     );
+    let kept_events = h.events_of("Quarantined");
+    assert_eq!(kept_events.len(), 1, "one event when the quarantine starts");
+    assert!(
+        kept_events[0].message.starts_with("VM 4120 (instance "),
+        "{}",
+        kept_events[0].message
+    );
 
     // Once the retention has passed, the next pass destroys it (identity-proven).
     let end = std::time::Duration::from_secs(RETENTION_SECS + 1);
@@ -69,4 +76,5 @@ async fn quarantined_vm_is_kept_stopped_and_isolated_until_its_retention_then_de
     let destroyed = h.events_of("Destroyed");
     assert_eq!(destroyed.len(), 1);
     assert_eq!(destroyed[0].data["vmid"], 4120);
+    insta::assert_snapshot!(h.golden());
 }

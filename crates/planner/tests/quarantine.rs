@@ -145,6 +145,7 @@ fn plan_output_says_until_when_the_instance_is_quarantined() {
         text.contains("VM 4100 quarantined until 2026-"),
         "plan output:\n{text}"
     );
+    insta::assert_snapshot!("quarantine_hold", text);
 }
 
 #[test]
