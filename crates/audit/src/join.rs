@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use crate::call_key::CallKey;
+use crate::call_key::{CallKey, KeyHashState};
 use crate::decode::{AccessEntry, DecisionEntry};
 use crate::lite::AccessLite;
 
@@ -131,7 +131,7 @@ impl Released {
 /// `max_pending` calls are pending (oldest first).
 #[derive(Debug, Clone)]
 pub struct Joiner {
-    pending: HashMap<CallKey, Pending>,
+    pending: HashMap<CallKey, Pending, KeyHashState>,
     order: VecDeque<(DateTime<Utc>, CallKey)>,
     newest: Option<DateTime<Utc>>,
     ttl: chrono::Duration,
@@ -148,7 +148,7 @@ impl Joiner {
     /// A joiner releasing halves older than `ttl`, keeping at most `max_pending` calls.
     pub fn new(ttl: chrono::Duration, max_pending: usize) -> Self {
         Joiner {
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             order: VecDeque::new(),
             newest: None,
             ttl,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use store::{NewTaint, TaintSource};
 
 use crate::attribution::{NodeAddresses, attribute_with, peer_ip};
-use crate::call_key::CallKey;
+use crate::call_key::{CallKey, KeyHashState};
 use crate::decode::{DecisionEntry, Effect};
 use crate::few::Few;
 use crate::lite::{CheckLite, DecisionLite, InputLite, OutputLite, RuleValue, parse_checked};
@@ -303,7 +303,7 @@ impl Counted {
 #[derive(Debug, Clone, Default)]
 struct Window {
     calls: VecDeque<Counted>,
-    ids: HashSet<CallKey>,
+    ids: HashSet<CallKey, KeyHashState>,
 }
 
 /// At most this many calls are detailed in a taint's evidence (the newest); `callIds` lists

@@ -21,6 +21,22 @@ use crate::shape::Str;
 const MAX_DEPTH: u32 = 64;
 /// Longer numbers are left to serde.
 const MAX_NUMBER_LEN: usize = 300;
+/// Whether `b` holds no backslash and no control character (the usual line): then every `"`
+/// delimits a string, and a string ends at the next quote without further checks. Written
+/// over fixed-size chunks so that the compiler vectorises it.
+fn plain(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(64);
+    for chunk in &mut chunks {
+        let mut odd = false;
+        for &x in chunk {
+            odd |= (x < 0x20) | (x == b'\\');
+        }
+        if odd {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&x| x >= 0x20 && x != b'\\')
+}
 
 /// Decodes a trimmed, non-empty line when it has the usual shape; `None` when serde must.
 pub(crate) fn scan(line: &str) -> Option<LiteEntry<'_>> {
@@ -29,6 +45,7 @@ pub(crate) fn scan(line: &str) -> Option<LiteEntry<'_>> {
         b: line.as_bytes(),
         i: 0,
         depth: 0,
+        plain: plain(line.as_bytes()),
     };
     let mut logger = None;
     let mut kind = None;
@@ -159,20 +176,52 @@ struct Cur<'a> {
     b: &'a [u8],
     i: usize,
     depth: u32,
+    /// The line has no backslash and no control character ([`plain`]).
+    plain: bool,
 }
 
 impl<'a> Cur<'a> {
+    #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+        while let Some(&c) = self.b.get(self.i) {
+            // Most bytes are above the space: one comparison.
+            if c > b' ' || !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+                break;
+            }
             self.i += 1;
         }
     }
 
+    /// Where the first quote at or after `p` is, eight bytes at a time (plain lines only).
+    #[inline]
+    fn quote_from(&self, mut p: usize) -> Option<usize> {
+        const ONES: u64 = u64::MAX / 255;
+        const HIGH: u64 = ONES << 7;
+        while let Some(chunk) = self.b.get(p..p.checked_add(8)?) {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(chunk);
+            let t = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'"'));
+            // The lowest flagged byte is exact (borrows only reach higher bytes).
+            let found = t.wrapping_sub(ONES) & !t & HIGH;
+            if found != 0 {
+                return Some(p + found.trailing_zeros() as usize / 8);
+            }
+            p += 8;
+        }
+        self.b
+            .get(p..)?
+            .iter()
+            .position(|&c| c == b'"')
+            .map(|k| p + k)
+    }
+
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.i += 1)
     }
@@ -183,16 +232,26 @@ impl<'a> Cur<'a> {
     }
 
     /// A string without escapes or control characters.
+    #[inline]
     fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = special(self.b.get(start..)?)?;
-        if self.b[start + len] != b'"' {
-            return None;
-        }
-        self.i = start + len + 1;
+        let end = match self.plain {
+            true => self.quote_from(start)?,
+            false => self.checked_end(start)?,
+        };
+        self.i = end + 1;
         // Ends at ASCII quotes, so on character boundaries.
-        self.src.get(start..start + len)
+        self.src.get(start..end)
+    }
+
+    /// The closing quote of a string starting at `start` of a line that is not plain, `None`
+    /// at an escape or a control character. Kept out of line: the hot [`Cur::str`] stays small.
+    #[cold]
+    #[inline(never)]
+    fn checked_end(&self, start: usize) -> Option<usize> {
+        let end = start + special(self.b.get(start..)?)?;
+        (self.b[end] == b'"').then_some(end)
     }
 
     /// `null` (consumed: true), or false with nothing consumed.
@@ -780,6 +839,51 @@ pub(crate) mod tests {
             r#"["cerbos.audit","access","A"]"#,
         ] {
             assert!(scan(line).is_none(), "scanned: {line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::{Cur, plain};
+
+    #[test]
+    fn plain_lines_have_no_backslash_or_control_character_and_strings_end_at_quotes() {
+        for n in [0, 1, 7, 8, 63, 64, 65, 200] {
+            let line = "a\u{e9}~ \u{7f}".repeat(n);
+            assert!(plain(line.as_bytes()), "{n}");
+            for bad in ["\\", "\u{1}", "\t", "\r", "\u{1f}"] {
+                for at in [0, line.len() / 2, line.len()] {
+                    let mut edited = line.clone();
+                    let mut at = at;
+                    while !edited.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    edited.insert_str(at, bad);
+                    assert!(!plain(edited.as_bytes()), "{edited:?}");
+                }
+            }
+            for tail in ["", "x", "xxxxxxx", "xxxxxxxx"] {
+                let text = format!("\"{line}\"{tail}");
+                let mut c = Cur {
+                    src: &text,
+                    b: text.as_bytes(),
+                    i: 0,
+                    depth: 0,
+                    plain: true,
+                };
+                assert_eq!(c.str(), Some(line.as_str()));
+                assert_eq!(c.i, line.len() + 2);
+                let open = format!("\"{line}{tail}");
+                let mut c = Cur {
+                    src: &open,
+                    b: open.as_bytes(),
+                    i: 0,
+                    depth: 0,
+                    plain: true,
+                };
+                assert_eq!(c.str(), None);
+            }
         }
     }
 }
