@@ -188,6 +188,7 @@ pub(crate) fn clone_vm(ctx: &Ctx) -> Result<Reply, ApiError> {
     ctx.require_vm(vmid, "VM.Clone")?;
     ctx.require_vm(newid, "VM.Allocate")?;
     let mut cl = ctx.shared.lock();
+    crate::api_cluster::check_pool_exists(&cl, ctx.p.get("pool"))?;
     let src = vm_on(&cl, &ctx.node, vmid)?.clone();
     let plan = check(ctx, &cl, &src, newid)?;
     let node = ctx.node.clone();
@@ -240,6 +241,7 @@ pub(crate) fn clone_vm(ctx: &Ctx) -> Result<Reply, ApiError> {
     }
     let name = ctx.p.get("name").cloned();
     let description = ctx.p.get("description").cloned();
+    let pool = ctx.p.get("pool").cloned();
     let finish: tasks::Finish = Box::new(move |cl, _log| {
         if let Some(e) = early_error {
             return Err(format!("clone failed: {e}"));
@@ -287,6 +289,9 @@ pub(crate) fn clone_vm(ctx: &Ctx) -> Result<Reply, ApiError> {
             vm.linked_base = Some(vmid);
         }
         cl.vms.insert(newid, vm);
+        if let Some(members) = pool.and_then(|p| cl.pools.get_mut(&p)) {
+            members.insert(newid);
+        }
         Ok(())
     });
     let spec = TaskSpec {

@@ -2,9 +2,10 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::config::StorageConfig;
 use crate::dispatch::Ctx;
 use crate::http::Reply;
-use crate::model::{Cluster, Node, RrdSample};
+use crate::model::{Cluster, Node, RrdSample, Vm};
 use crate::params::ApiError;
 use crate::vmconf;
 
@@ -135,57 +136,97 @@ pub(crate) fn node_storage(ctx: &Ctx) -> Result<Reply, ApiError> {
     Ok(Reply::data(Value::Array(list)))
 }
 
+/// The `/cluster/resources` entry of a guest (`extract_vm_stats` + live `tags`, `lock`,
+/// `pool`). Stats, name and template come from the last pvestatd sample when the lag is on.
+fn vm_resource(ctx: &Ctx, cl: &Cluster, vm: &Vm) -> Map<String, Value> {
+    let lag = ctx.shared.config.resources_lag_ms > 0;
+    let sample = if lag {
+        cl.rrd.get(&vm.vmid).cloned()
+    } else {
+        Some(RrdSample::of(vm))
+    };
+    let mut e = Map::new();
+    e.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
+    e.insert("vmid".into(), json!(vm.vmid));
+    e.insert("node".into(), json!(vm.node));
+    e.insert("type".into(), json!("qemu"));
+    match sample {
+        Some(s) => {
+            let running = s.status != "stopped";
+            e.insert("status".into(), json!(s.status));
+            e.insert("name".into(), json!(s.name));
+            e.insert("template".into(), json!(u8::from(s.template)));
+            e.insert("uptime".into(), json!(s.uptime));
+            e.insert("maxcpu".into(), json!(s.maxcpu));
+            e.insert("cpu".into(), json!(if running { 0.01 } else { 0.0 }));
+            e.insert("maxmem".into(), json!(s.maxmem));
+            e.insert("mem".into(), json!(if running { s.maxmem / 3 } else { 0 }));
+            e.insert("maxdisk".into(), json!(s.maxdisk));
+            e.insert("disk".into(), json!(0));
+            for k in ["netin", "netout", "diskread", "diskwrite"] {
+                e.insert(k.into(), json!(0));
+            }
+        }
+        None => {
+            e.insert("status".into(), json!("unknown"));
+        }
+    }
+    if let Some(t) = vm.config.get("tags").filter(|t| !t.is_empty()) {
+        e.insert("tags".into(), json!(t));
+    }
+    if let Some(l) = vm.lock() {
+        e.insert("lock".into(), json!(l));
+    }
+    if let Some(p) = cl.pool_of(vm.vmid).filter(|_| ctx.ident.has("Pool.Audit")) {
+        e.insert("pool".into(), json!(p));
+    }
+    e
+}
+
+/// Guests in the order PVE walks the vmlist (`sort keys`: string order, 1000 before 101).
+fn vms_in_pve_order(cl: &Cluster) -> Vec<&Vm> {
+    let mut vms: Vec<&Vm> = cl.vms.values().collect();
+    vms.sort_by_key(|vm| vm.vmid.to_string());
+    vms
+}
+
 pub(crate) fn resources(ctx: &Ctx) -> Result<Reply, ApiError> {
     let cl = ctx.shared.lock();
     let ty = ctx.p.get("type").map(String::as_str);
     let mut out = Vec::new();
+    if ty.is_none() && ctx.ident.has("Pool.Audit") {
+        // Pool entries first, with the stats of their running members summed up.
+        for (pool, members) in &cl.pools {
+            let mut e = Map::new();
+            e.insert("id".into(), json!(format!("/pool/{pool}")));
+            e.insert("pool".into(), json!(pool));
+            e.insert("type".into(), json!("pool"));
+            for vm in members.iter().filter_map(|id| cl.vms.get(id)) {
+                let v = vm_resource(ctx, &cl, vm);
+                let uptime = v.get("uptime").and_then(Value::as_u64).unwrap_or(0);
+                if uptime == 0 {
+                    continue;
+                }
+                let old = e.get("uptime").and_then(Value::as_u64).unwrap_or(0);
+                e.insert("uptime".into(), json!(old.max(uptime)));
+                for k in ["mem", "maxmem", "maxcpu"] {
+                    let sum = e.get(k).and_then(Value::as_u64).unwrap_or(0)
+                        + v.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    e.insert(k.into(), json!(sum));
+                }
+                let cpu = e.get("cpu").and_then(Value::as_f64).unwrap_or(0.0)
+                    + v.get("cpu").and_then(Value::as_f64).unwrap_or(0.0);
+                e.insert("cpu".into(), json!(cpu));
+            }
+            out.push(Value::Object(e));
+        }
+    }
     if ty.is_none() || ty == Some("vm") {
-        let lag = ctx.shared.config.resources_lag_ms > 0;
-        // PVE walks the vmlist with `sort keys`: vmids in string order (1000 before 101).
-        let mut vms: Vec<&crate::model::Vm> = cl.vms.values().collect();
-        vms.sort_by_key(|vm| vm.vmid.to_string());
-        for vm in vms {
+        for vm in vms_in_pve_order(&cl) {
             if !ctx.ident.has("VM.Audit") {
                 continue;
             }
-            let sample = if lag {
-                cl.rrd.get(&vm.vmid).cloned()
-            } else {
-                Some(RrdSample::of(vm))
-            };
-            let mut e = Map::new();
-            e.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
-            e.insert("vmid".into(), json!(vm.vmid));
-            e.insert("node".into(), json!(vm.node));
-            e.insert("type".into(), json!("qemu"));
-            match sample {
-                Some(s) => {
-                    let running = s.status != "stopped";
-                    e.insert("status".into(), json!(s.status));
-                    e.insert("name".into(), json!(s.name));
-                    e.insert("template".into(), json!(u8::from(s.template)));
-                    e.insert("uptime".into(), json!(s.uptime));
-                    e.insert("maxcpu".into(), json!(s.maxcpu));
-                    e.insert("cpu".into(), json!(if running { 0.01 } else { 0.0 }));
-                    e.insert("maxmem".into(), json!(s.maxmem));
-                    e.insert("mem".into(), json!(if running { s.maxmem / 3 } else { 0 }));
-                    e.insert("maxdisk".into(), json!(s.maxdisk));
-                    e.insert("disk".into(), json!(0));
-                    for k in ["netin", "netout", "diskread", "diskwrite"] {
-                        e.insert(k.into(), json!(0));
-                    }
-                }
-                None => {
-                    e.insert("status".into(), json!("unknown"));
-                }
-            }
-            if let Some(t) = vm.config.get("tags").filter(|t| !t.is_empty()) {
-                e.insert("tags".into(), json!(t));
-            }
-            if let Some(l) = vm.lock() {
-                e.insert("lock".into(), json!(l));
-            }
-            out.push(Value::Object(e));
+            out.push(Value::Object(vm_resource(ctx, &cl, vm)));
         }
     }
     if ty.is_none() || ty == Some("node") {
@@ -196,19 +237,23 @@ pub(crate) fn resources(ctx: &Ctx) -> Result<Reply, ApiError> {
     if (ty.is_none() || ty == Some("storage")) && ctx.ident.has("Datastore.Audit") {
         for n in &cl.nodes {
             for s in cl.storages_on(&n.name) {
-                let used = storage_used(&cl, &s.id, &n.name, s.shared);
-                out.push(json!({
-                    "id": format!("storage/{}/{}", n.name, s.id),
-                    "storage": s.id, "node": n.name, "type": "storage",
-                    "plugintype": s.kind.as_str(),
-                    "status": if n.online { "available" } else { "unknown" },
-                    "shared": u8::from(s.shared), "content": s.content,
-                    "disk": used, "maxdisk": s.size_gib * GIB,
-                }));
+                out.push(storage_resource(&cl, &n.name, n.online, s));
             }
         }
     }
     Ok(Reply::data(Value::Array(out)))
+}
+
+fn storage_resource(cl: &Cluster, node: &str, online: bool, s: &StorageConfig) -> Value {
+    let used = storage_used(cl, &s.id, node, s.shared);
+    json!({
+        "id": format!("storage/{node}/{}", s.id),
+        "storage": s.id, "node": node, "type": "storage",
+        "plugintype": s.kind.as_str(),
+        "status": if online { "available" } else { "unknown" },
+        "shared": u8::from(s.shared), "content": s.content,
+        "disk": used, "maxdisk": s.size_gib * GIB,
+    })
 }
 
 pub(crate) fn nextid(ctx: &Ctx) -> Result<Reply, ApiError> {
@@ -232,15 +277,54 @@ pub(crate) fn nextid(ctx: &Ctx) -> Result<Reply, ApiError> {
         })
 }
 
-pub(crate) fn pools(_ctx: &Ctx) -> Result<Reply, ApiError> {
-    Ok(Reply::data(json!([])))
+/// `GET /pools`: `[{poolid}]`; with `poolid`, that pool with its `members` (PVE 8.x).
+pub(crate) fn pools(ctx: &Ctx) -> Result<Reply, ApiError> {
+    let cl = ctx.shared.lock();
+    if let Some(id) = ctx.p.get("poolid") {
+        let members = pool_members(ctx, &cl, id)?;
+        return Ok(Reply::data(json!([{"poolid": id, "members": members}])));
+    }
+    let list: Vec<Value> = cl
+        .pools
+        .keys()
+        .filter(|_| ctx.ident.has("Pool.Audit"))
+        .map(|p| json!({ "poolid": p }))
+        .collect();
+    Ok(Reply::data(Value::Array(list)))
 }
 
-/// `GET /pools/{poolid}`: the simulator has no pools, so every pool is unknown (PVE:
-/// `pool '<id>' does not exist`, HTTP 500).
+fn pool_members(ctx: &Ctx, cl: &Cluster, id: &str) -> Result<Vec<Value>, ApiError> {
+    ctx.require(&format!("/pool/{id}"), "Pool.Audit")?;
+    let members = cl
+        .pools
+        .get(id)
+        .ok_or_else(|| ApiError::internal(format!("pool '{id}' does not exist")))?;
+    let want = ctx.p.get("type").map(String::as_str);
+    Ok(members
+        .iter()
+        .filter_map(|vmid| cl.vms.get(vmid))
+        .filter(|_| want.is_none_or(|w| w == "qemu"))
+        .map(|vm| Value::Object(vm_resource(ctx, cl, vm)))
+        .collect())
+}
+
+/// `GET /pools/{poolid}`: `{members: [...]}`, or 500 `pool '<id>' does not exist`.
 pub(crate) fn pool(ctx: &Ctx) -> Result<Reply, ApiError> {
     let id = ctx.p.get("poolid").cloned().unwrap_or_default();
-    Err(ApiError::internal(format!("pool '{id}' does not exist")))
+    let cl = ctx.shared.lock();
+    let members = pool_members(ctx, &cl, &id)?;
+    Ok(Reply::data(json!({ "members": members })))
+}
+
+/// `pool` parameter of create/clone: the pool must exist (`check_pool_exist`, a 403).
+pub(crate) fn check_pool_exists(cl: &Cluster, pool: Option<&String>) -> Result<(), ApiError> {
+    match pool {
+        Some(p) if !cl.pools.contains_key(p) => Err(ApiError::Status {
+            code: 403,
+            message: format!("Permission check failed (pool '{p}' does not exist)"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `GET /nodes/{node}/storage/{storage}/content`: the VM images on a storage (disks and

@@ -703,6 +703,7 @@ pub(crate) fn destroy(ctx: &Ctx) -> Result<Reply, ApiError> {
         }
         cl.vms.remove(&vmid);
         cl.rrd.remove(&vmid);
+        cl.leave_pools(vmid);
         Ok(())
     });
     let duration = cl.durations.destroy_ms;
@@ -819,6 +820,7 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Reply, ApiError> {
     }
     let node = ctx.node.clone();
     let mut cl = ctx.shared.lock();
+    crate::api_cluster::check_pool_exists(&cl, ctx.p.get("pool"))?;
     if let Some(existing) = cl.vms.get(&vmid) {
         return Err(ApiError::internal(format!(
             "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
@@ -840,6 +842,7 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Reply, ApiError> {
     placeholder.insert("lock".to_string(), "create".to_string());
     cl.vms.insert(vmid, Vm::new(vmid, &node, placeholder));
     let start_after = flag(&ctx.p, "start");
+    let resource_pool = ctx.p.get("pool").cloned();
     let agent_delay = ms(ctx.shared.config.agent_delay_ms);
     let pool = ctx.shared.config.dhcp_pool.clone();
     let finish: tasks::Finish = Box::new(move |cl, _log| {
@@ -847,6 +850,9 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Reply, ApiError> {
             return Err(format!("unable to create VM {vmid} - config vanished"));
         };
         vm.config = set;
+        if let Some(members) = resource_pool.and_then(|p| cl.pools.get_mut(&p)) {
+            members.insert(vmid);
+        }
         if start_after {
             boot_vm(cl, vmid, agent_delay, &pool);
         }

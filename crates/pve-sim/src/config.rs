@@ -45,6 +45,9 @@ pub struct SimConfig {
     pub ticket_lifetime_secs: u64,
     /// Lower bound (inclusive) for `/cluster/nextid`.
     pub nextid_lower: u32,
+    /// Resource pools (ids) that exist from the start; VMs join them through the `pool`
+    /// parameter of create/clone.
+    pub pools: Vec<String>,
 }
 
 /// One PVE node.
@@ -400,6 +403,7 @@ impl Default for SimConfig {
             version: "8.4.1".into(),
             ticket_lifetime_secs: 7200,
             nextid_lower: 100,
+            pools: Vec::new(),
         }
     }
 }

@@ -192,6 +192,8 @@ pub(crate) struct Cluster {
     pub counts: BTreeMap<String, u64>,
     pub durations: Durations,
     pub file_locks: BTreeSet<u32>,
+    /// Resource pools and their member VMs.
+    pub pools: BTreeMap<String, BTreeSet<u32>>,
 }
 
 impl Cluster {
@@ -222,6 +224,11 @@ impl Cluster {
             counts: BTreeMap::new(),
             durations: cfg.durations.clone(),
             file_locks: BTreeSet::new(),
+            pools: cfg
+                .pools
+                .iter()
+                .map(|p| (p.clone(), BTreeSet::new()))
+                .collect(),
         };
         cl.next_pid = cl.rng.random_range(0x0001_0000..0x0030_0000);
         for t in &cfg.templates {
@@ -277,6 +284,21 @@ impl Cluster {
             cl.vms.insert(t.vmid, Vm::new(t.vmid, &t.node, c));
         }
         Ok(cl)
+    }
+
+    /// The pool a VM belongs to.
+    pub fn pool_of(&self, vmid: u32) -> Option<&str> {
+        self.pools
+            .iter()
+            .find(|(_, m)| m.contains(&vmid))
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// Remove a VM from every pool (`remove_vm_access` on destroy).
+    pub fn leave_pools(&mut self, vmid: u32) {
+        for m in self.pools.values_mut() {
+            m.remove(&vmid);
+        }
     }
 
     pub fn node_exists(&self, name: &str) -> bool {

@@ -260,3 +260,48 @@ async fn small_indexes_ansible_touches() {
     assert_eq!(r.data(), "150");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn pools_from_the_config_collect_cloned_vms() {
+    let mut cfg = pve_sim::SimConfig::fast();
+    cfg.pools = vec!["lab".into()];
+    let (sim, c) = common::start(cfg).await;
+    let r = c
+        .post(
+            "/nodes/pve1/qemu/9000/clone",
+            &[("newid", "101"), ("pool", "nope")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (403, "Permission check failed (pool 'nope' does not exist)")
+    );
+    c.ok_task(
+        c.post(
+            "/nodes/pve1/qemu/9000/clone",
+            &[("newid", "101"), ("pool", "lab")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        c.get("/pools").await.data(),
+        serde_json::json!([{"poolid": "lab"}])
+    );
+    let members = c.get("/pools/lab").await.data()["members"].clone();
+    assert_eq!(members[0]["vmid"], 101, "{members}");
+    let all = c.get("/cluster/resources").await.data();
+    assert_eq!(all[0]["type"], "pool", "pool entries come first: {all}");
+    assert_eq!(all[0]["id"], "/pool/lab");
+    let vm = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["vmid"] == 101)
+        .unwrap();
+    assert_eq!(vm["pool"], "lab");
+    c.ok_task(c.delete("/nodes/pve1/qemu/101").await).await;
+    let members = c.get("/pools/lab").await.data()["members"].clone();
+    assert_eq!(members, serde_json::json!([]));
+    sim.shutdown().await;
+}
