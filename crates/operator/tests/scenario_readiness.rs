@@ -1,4 +1,4 @@
-//! A new instance that never becomes ready (decision 0012): reported, retried with backoff,
+//! A new instance that never becomes ready (decision 0014): reported, retried with backoff,
 //! given up on after a bound; the failed VM is destroyed, the old one serves again where that
 //! is safe, and the node does not hold its disruption budget forever.
 

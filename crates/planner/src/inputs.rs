@@ -151,7 +151,7 @@ pub struct Records {
 /// readiness waits, or past the deadline. The operator decides it (it counts attempts and
 /// time); the planner destroys that instance (identity-proven, like any destroy), restores
 /// the old instance where it safely can, and starts no new instance before `retry_at`.
-/// See `docs/decisions/0012-readiness-give-up.md`.
+/// See `docs/decisions/0014-readiness-give-up.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GaveUp {
     /// The node.

@@ -84,7 +84,7 @@ pub fn plan(
         let mut cap = Capacity::new(&view, records);
         for &st in &ordered {
             // A node that never had a ready instance and was given up on does not count: it
-            // never was part of the serving capacity (decision 0012).
+            // never was part of the serving capacity (decision 0014).
             if !st.available && !view.never_available(st.dn.node.name()) {
                 cap.mark_unavailable(&view, st.dn.node.name());
             }

@@ -1,4 +1,4 @@
-//! Readiness give-up (decision 0012): the operator gave up waiting for a new instance. The
+//! Readiness give-up (decision 0014): the operator gave up waiting for a new instance. The
 //! planner destroys it, lets the old instance serve again where that is safe, holds the next
 //! attempt until the retry time, and does not let a never-ready new node hold a budget.
 

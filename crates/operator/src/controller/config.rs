@@ -146,7 +146,7 @@ impl Default for TaskTimeouts {
 }
 
 /// How readiness is polled, and when reborn gives up on a new instance that never becomes
-/// ready (decision 0012).
+/// ready (decision 0014).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadinessConfig {

@@ -1,4 +1,4 @@
-//! Readiness give-up (decision 0012): failed readiness waits per instance, and per node the
+//! Readiness give-up (decision 0014): failed readiness waits per instance, and per node the
 //! new instance reborn gave up on, how many give-ups in a row, and when the next attempt may
 //! start. The planner gets these as [`planner::GaveUp`] and plans the destroy, the restart
 //! of the old instance and the hold; this module only decides and reports.

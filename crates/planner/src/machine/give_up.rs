@@ -1,4 +1,4 @@
-//! Readiness give-up (see `docs/decisions/0012-readiness-give-up.md`): the operator gave up
+//! Readiness give-up (see `docs/decisions/0014-readiness-give-up.md`): the operator gave up
 //! waiting for a node's new instance. Destroy that instance (identity-proven, like any
 //! destroy), let the old instance serve again where that is safe, and start no new instance
 //! before the retry time.
