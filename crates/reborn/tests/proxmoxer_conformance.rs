@@ -142,6 +142,7 @@ async fn ansible_proxmox_module_call_sequence_on_the_simulator() -> Result<()> {
     let mut config = pve_sim::SimConfig::fast();
     config.resources_lag_ms = 400;
     config.agent_delay_ms = 1500;
+    config.pools = vec!["ansible".to_owned()];
     config.durations = pve_sim::Durations {
         clone_ms: 150,
         full_clone_ms: 250,
@@ -164,6 +165,7 @@ async fn ansible_proxmox_module_call_sequence_on_the_simulator() -> Result<()> {
         sim.cert.path().display().to_string(),
         lag,
         agent,
+        "ansible".to_owned(),
     ];
     sim.run_script(python, "ansible_kvm.py", args, "ansible call sequence: OK")
         .await

@@ -13,7 +13,8 @@ proxmoxer. This script issues the same API calls in the same order as
 and checks that the simulator answers like Proxmox VE 8 would (shapes, status codes, reason
 phrases, task exit statuses, pending changes, eventual consistency of cluster/resources).
 
-Usage: ansible_kvm.py HOST:PORT TOKEN_ID SECRET CA_FILE RESOURCES_LAG_MS AGENT_DELAY_MS
+Usage: ansible_kvm.py HOST:PORT TOKEN_ID SECRET CA_FILE RESOURCES_LAG_MS AGENT_DELAY_MS POOL
+  POOL is a resource pool configured in the simulator.
 """
 
 import re
@@ -114,7 +115,7 @@ def wait_resources(mod, vmid, field, value, lag_s):
 
 
 def main():
-    host, token_id, secret, ca_file, lag_ms, agent_ms = sys.argv[1:7]
+    host, token_id, secret, ca_file, lag_ms, agent_ms, pool = sys.argv[1:8]
     lag_s = int(lag_ms) / 1000.0
     user, token_name = token_id.split("!", 1)
 
@@ -133,8 +134,9 @@ def main():
     check(mod.get_node(node) is not None, "get_node finds the node")
     check(mod.get_node("no-such-node") is None, "get_node of an unknown node is None")
 
-    step("get_pool of an unknown pool is a 500 'does not exist'")
-    expect_error(lambda: prox.pools("lab").get(), 500, "pool 'lab' does not exist", "GET /pools/lab")
+    step("get_pool: unknown pool is a 500 'does not exist', the configured one is empty")
+    expect_error(lambda: prox.pools("no-such-pool").get(), 500, "pool 'no-such-pool' does not exist", "GET /pools/<unknown>")
+    check(prox.pools(pool).get()["members"] == [], f"pool {pool} starts empty")
 
     step("proxmox_kvm clone: source by name, newid from nextid, existence checks")
     resources = prox.cluster.resources.get(type="vm")
@@ -150,7 +152,11 @@ def main():
     e = expect_error(lambda: prox.cluster.nextid.get(vmid=vmid), 400, "Parameter verification failed", "nextid?vmid=<taken>")
     check(e.errors and e.errors.get("vmid", "").startswith(f"VM {vmid} already exists"), f"errors.vmid: {e.errors}")
     check(mod.version()[0] >= 4, "create_vm reads the version again")
-    upid = prox.nodes(node).qemu(vmid).clone.post(newid=newid, name="ans-clone", full=1)
+    expect_error(
+        lambda: prox.nodes(node).qemu(vmid).clone.post(newid=newid, name="ans-clone", full=1, pool="no-such-pool"),
+        403, "pool 'no-such-pool' does not exist", "clone into an unknown pool",
+    )
+    upid = prox.nodes(node).qemu(vmid).clone.post(newid=newid, name="ans-clone", full=1, pool=pool)
     check(upid.startswith(f"UPID:{node}:") and f":qmclone:{vmid}:" in upid, f"clone UPID names the source: {upid}")
     mod.wait_for_task(node, upid)
 
@@ -166,6 +172,9 @@ def main():
     vm = wait_resources(mod, newid, "name", "ans-clone", lag_s)
     check(vm["status"] == "stopped" and vm["template"] == 0, f"settled entry: {vm}")
     check(mod.get_vmid("ans-clone") == int(newid), "get_vmid finds the clone by name")
+    check(vm.get("pool") == pool, f"the clone's resource entry names its pool: {vm}")
+    members = prox.pools(pool).get()["members"]
+    check([m["vmid"] for m in members] == [int(newid)], f"get_pool lists the clone: {members}")
 
     step("proxmox_kvm clone again with the same newid: get_vm(newid) says it exists")
     check(mod.get_vm(newid) is not None, "idempotent clone check")
