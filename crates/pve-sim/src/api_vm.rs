@@ -85,6 +85,38 @@ fn vm_summary(vm: &Vm, full: bool) -> Map<String, Value> {
                 "proxmox-support".into(),
                 json!({"pbs-library-version": "1.5.1", "query-bitmap-info": true}),
             );
+            // Per-device counters (QMP `query-blockstats`, tap interfaces) and the balloon.
+            let mut nics = Map::new();
+            let mut blockstat = Map::new();
+            for k in vm.config.keys() {
+                if let Some(n) = k
+                    .strip_prefix("net")
+                    .filter(|_| vmconf::key_type(k).is_some())
+                {
+                    nics.insert(
+                        format!("tap{}i{n}", vm.vmid),
+                        json!({"netin": 0, "netout": 0}),
+                    );
+                } else if vmconf::is_drive_key(k) {
+                    blockstat.insert(
+                        k.clone(),
+                        json!({"rd_bytes": 0, "wr_bytes": 0, "rd_operations": 0,
+                               "wr_operations": 0, "flush_operations": 0}),
+                    );
+                }
+            }
+            e.insert("nics".into(), Value::Object(nics));
+            e.insert("blockstat".into(), Value::Object(blockstat));
+            if vm.config.get("balloon").map(String::as_str) != Some("0") {
+                let max = vm.maxmem();
+                e.insert("balloon".into(), json!(max));
+                e.insert(
+                    "ballooninfo".into(),
+                    json!({"actual": max, "max_mem": max, "total_mem": max,
+                           "free_mem": max / 2, "mem_swapped_in": 0, "mem_swapped_out": 0}),
+                );
+                e.insert("freemem".into(), json!(max / 2));
+            }
         }
     }
     e

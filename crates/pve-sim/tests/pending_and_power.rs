@@ -57,6 +57,9 @@ async fn running_vm_keeps_cold_changes_pending_until_reboot() {
     assert_eq!(current["cores"], 2);
     let status = c.get("/nodes/pve1/qemu/101/status/current").await.data();
     assert_eq!(status["cpus"], 2, "the running VM still has the old CPUs");
+    assert!(status["nics"]["tap101i0"].is_object(), "{status}");
+    assert!(status["blockstat"]["scsi0"].is_object(), "{status}");
+    assert!(status["ballooninfo"]["actual"].is_u64(), "{status}");
 
     // A delete of a cold key is pending too.
     c.put("/nodes/pve1/qemu/101/config", &[("delete", "ostype")])
