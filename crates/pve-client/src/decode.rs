@@ -25,14 +25,31 @@ pub(crate) fn envelope<T: DeserializeOwned>(body: &[u8]) -> Result<Envelope<T>, 
 
 /// Decodes a `GET /cluster/resources?type=vm` answer body.
 ///
-/// The result vector is pre-sized from the body length (PVE sends roughly 300 bytes per guest),
-/// which saves the repeated grow-and-copy of a 10,000-entry vector.
+/// The common shape (flat entries, no string escapes) goes through a single-pass scanner that
+/// applies the same lenient rules as the serde types (see `fast_resources`); anything else, and
+/// every error, goes through serde_json. The result vector is pre-sized from the body length (PVE
+/// sends roughly 300 bytes per guest), which saves the grow-and-copy of a 10,000-entry vector.
 pub fn cluster_resources(body: &[u8]) -> Result<Vec<ClusterVm>, serde_json::Error> {
     let text = std::str::from_utf8(body).map_err(|e| {
         <serde_json::Error as serde::de::Error>::custom(format_args!("body is not UTF-8: {e}"))
     })?;
+    let capacity = resources_capacity(body.len());
+    match crate::fast_resources::cluster_resources(text, capacity) {
+        Some(vms) => Ok(vms),
+        None => cluster_resources_serde(text, capacity),
+    }
+}
+
+fn resources_capacity(body_len: usize) -> usize {
+    (body_len / 256 + 1).min(1 << 20)
+}
+
+/// The serde_json path of [`cluster_resources`] (the reference the fast path is tested against).
+pub(crate) fn cluster_resources_serde(
+    text: &str,
+    capacity: usize,
+) -> Result<Vec<ClusterVm>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let capacity = body.len() / 256 + 1;
     let vms = de.deserialize_map(DataField(SizedVec::<ClusterVm>(capacity, PhantomData)))?;
     de.end()?;
     Ok(vms)
@@ -83,7 +100,7 @@ impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for SizedVec<T> {
         f.write_str("an array")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        let mut out = Vec::with_capacity(self.0.min(1 << 20));
+        let mut out = Vec::with_capacity(self.0);
         while let Some(item) = seq.next_element()? {
             out.push(item);
         }

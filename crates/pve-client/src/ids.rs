@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -123,9 +124,11 @@ impl<'de> Deserialize<'de> for VmId {
 }
 
 /// A PVE cluster node name (format `pve-node`: letters, digits and inner `-`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct NodeName(String);
+///
+/// Shared text: a cluster has a handful of nodes named by thousands of guests, so clones (and
+/// the `/cluster/resources` decoder, which reuses one value per distinct name) do not allocate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(Arc<str>);
 
 impl NodeName {
     /// Validates a node name.
@@ -139,7 +142,7 @@ impl NodeName {
             && bytes.first() != Some(&b'-')
             && bytes.last() != Some(&b'-');
         if ok {
-            Ok(Self(name))
+            Ok(Self(Arc::from(name)))
         } else {
             Err(InvalidId::new(
                 "node name",
@@ -152,6 +155,12 @@ impl NodeName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for NodeName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
 
-struct U64Visitor;
+pub(crate) struct U64Visitor;
 
 impl Visitor<'_> for U64Visitor {
     type Value = Option<u64>;
@@ -54,7 +54,7 @@ pub(crate) fn u64_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Err
     Ok(opt_u64(d)?.unwrap_or(0))
 }
 
-struct F64Visitor;
+pub(crate) struct F64Visitor;
 
 impl Visitor<'_> for F64Visitor {
     type Value = Option<f64>;
@@ -87,7 +87,7 @@ pub(crate) fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D:
     d.deserialize_any(F64Visitor)
 }
 
-struct BoolVisitor;
+pub(crate) struct BoolVisitor;
 
 impl Visitor<'_> for BoolVisitor {
     type Value = bool;
@@ -123,7 +123,7 @@ pub(crate) fn bool01<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> 
     d.deserialize_any(BoolVisitor)
 }
 
-struct StringVisitor;
+pub(crate) struct StringVisitor;
 
 impl Visitor<'_> for StringVisitor {
     type Value = Option<String>;

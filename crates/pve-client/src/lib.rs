@@ -31,6 +31,7 @@ mod calls;
 mod client;
 pub mod decode;
 mod error;
+mod fast_resources;
 mod form;
 mod ids;
 mod lenient;
