@@ -315,3 +315,53 @@ async fn the_async_tailer_follows_a_rotating_file_and_stops_on_shutdown() {
     stop.send(true).expect("stop");
     task.await.expect("join").expect("tailer ends cleanly");
 }
+
+/// With inotify, a line is read when it is written, not at the next poll: here the poll
+/// timer is a day, so only the directory watch can wake the tailer, across a rotation too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_watch_wakes_the_tailer_without_polling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("store.db")).expect("store"));
+    let ing = Arc::new(Mutex::new(worker_ingestor()));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut config = FileSourceConfig::new("cerbos-file", &log);
+    config.poll_interval = std::time::Duration::from_secs(86_400);
+    assert!(config.notify, "inotify is the default");
+    let task = tokio::spawn(run_file_source(
+        config,
+        store.clone(),
+        ing,
+        shutdown,
+        Some(tx),
+    ));
+
+    // The file does not exist yet: its creation in the watched directory wakes the tailer.
+    append(&log, &denial(1));
+    append(&log, &denial(2));
+    let mut seen = 0;
+    while seen < 2 {
+        seen += next_report(&mut rx).await.check_decisions;
+    }
+    fs::rename(&log, dir.path().join("audit-rotated.log")).expect("rename");
+    append(&log, &denial(3));
+    let mut taints = Vec::new();
+    while taints.is_empty() {
+        taints = next_report(&mut rx).await.taints;
+    }
+    assert_eq!(
+        taints[0].evidence["callIds"],
+        serde_json::json!([call(1), call(2), call(3)])
+    );
+    stop.send(true).expect("stop");
+    task.await.expect("join").expect("tailer ends cleanly");
+}
+
+async fn next_report(rx: &mut tokio::sync::mpsc::UnboundedReceiver<IngestReport>) -> IngestReport {
+    tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv())
+        .await
+        .expect("a report without waiting for the poll timer")
+        .expect("report")
+}
