@@ -463,6 +463,10 @@ pub(crate) fn config_update(ctx: &Ctx, as_task: bool) -> Result<Option<String>, 
             config.insert(k, v);
         }
     }
+    // `cleanup_pending`: a pending value equal to the current one, or a pending delete of a key
+    // that is not set, is no change.
+    pending.retain(|k, v| config.get(k) != Some(v));
+    pending_delete.retain(|k, _| config.contains_key(k));
     let mut merged = config.clone();
     for k in pending_delete.keys() {
         merged.remove(k);

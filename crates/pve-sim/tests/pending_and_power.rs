@@ -101,6 +101,14 @@ async fn revert_drops_a_pending_change() {
         .await;
     let cfg = c.get("/nodes/pve1/qemu/101/config").await.data();
     assert_eq!(cfg["cores"], 2);
+    // Setting the running value again is no pending change (`cleanup_pending`).
+    c.put("/nodes/pve1/qemu/101/config", &[("cores", "2")])
+        .await;
+    let pending = c.get("/nodes/pve1/qemu/101/pending").await.data();
+    assert!(
+        entry(&pending, "cores").get("pending").is_none(),
+        "{pending}"
+    );
     sim.shutdown().await;
 }
 
