@@ -95,15 +95,16 @@ pub(crate) fn write_all(
             .filter(|h| in_plan && mine(&h.node))
             .filter_map(|h| match &h.blocked_by {
                 BlockedBy::Quarantined { vmid, taint, until } => {
-                    let rec = records
-                        .instances
-                        .iter()
-                        .find(|r| r.vmid == *vmid && mine(&r.node));
+                    // Listed once the promotion is recorded (the plan holds the destroy in
+                    // the promoting pass already), so `Quarantined` follows `Promoted`.
+                    let rec = records.instances.iter().find(|r| {
+                        r.vmid == *vmid && mine(&r.node) && r.role == InstanceRole::Retiring
+                    })?;
                     Some(json!({
                         "vmid": vmid.get(),
-                        "instanceId": rec.map(|r| r.instance_id.as_str()),
-                        "pveNode": rec.map(|r| r.pve_node.as_str()),
-                        "name": rec.map(|r| r.name.as_str()),
+                        "instanceId": rec.instance_id,
+                        "pveNode": rec.pve_node.as_str(),
+                        "name": rec.name,
                         "taint": taint,
                         "until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     }))
