@@ -30,6 +30,13 @@ pub struct Observer {
     client: PveClient,
     operator: OperatorId,
     cache: Mutex<HashMap<u32, CachedConfig>>,
+    /// VMIDs the executor changed, and when.
+    changed: Mutex<HashMap<u32, std::time::Instant>>,
+    /// How long after a change the listing may still show the old power state and name: PVE's
+    /// `cluster/resources` shows what pvestatd sampled, up to its 10 s cycle ago (and
+    /// `unknown` for a VM cloned since), so a replacement trusting it would wait up to 10 s to
+    /// see its new VM running.
+    listing_lag: std::time::Duration,
 }
 
 /// The result of one observation.
@@ -39,23 +46,73 @@ pub struct Observation {
     pub vms: Vec<ObservedVm>,
     /// Config reads this observation made (0 in a steady state).
     pub config_reads: usize,
+    /// `status/current` reads of VMs changed moments ago (0 in a steady state).
+    pub status_reads: usize,
     /// [`template_fingerprint`] of every PVE template in the listing, by VMID.
     pub template_fingerprints: HashMap<u32, String>,
 }
 
 impl Observer {
-    /// An observer for `operator`'s VMs.
-    pub fn new(client: PveClient, operator: OperatorId) -> Self {
+    /// An observer for `operator`'s VMs that reads the power state of VMs changed within
+    /// `listing_lag` from `status/current` (zero: always trusts the listing).
+    pub fn new(client: PveClient, operator: OperatorId, listing_lag: std::time::Duration) -> Self {
         Self {
             client,
             operator,
             cache: Mutex::new(HashMap::new()),
+            changed: Mutex::new(HashMap::new()),
+            listing_lag,
         }
     }
 
-    /// Forgets the cached config of `vmid` (after the executor changed it).
+    /// Forgets the cached config of `vmid` and reads its power state directly for a while
+    /// (after the executor changed it).
     pub fn invalidate(&self, vmid: u32) {
         self.lock_cache().remove(&vmid);
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vmid, std::time::Instant::now());
+    }
+
+    /// VMIDs changed within the listing's lag (older entries are dropped).
+    fn recently_changed(&self) -> HashSet<u32> {
+        let mut changed = self.changed.lock().unwrap_or_else(|e| e.into_inner());
+        changed.retain(|_, at| at.elapsed() < self.listing_lag);
+        changed.keys().copied().collect()
+    }
+
+    /// `status/current` of the listed VMs in `vmids`: their power state and name now, not as
+    /// pvestatd last sampled them. A failed read leaves the listing's values.
+    async fn current_statuses(
+        &self,
+        listing: &[ClusterVm],
+        vmids: &HashSet<u32>,
+    ) -> HashMap<u32, (VmStatus, Option<String>)> {
+        let wanted: Vec<&ClusterVm> = listing
+            .iter()
+            .filter(|v| v.is_qemu() && !v.template && vmids.contains(&v.vmid.get()))
+            .collect();
+        let mut out = HashMap::new();
+        for chunk in wanted.chunks(CONFIG_READS_AT_ONCE) {
+            let reads = chunk.iter().map(|vm| async move {
+                (
+                    vm.vmid.get(),
+                    self.client.vm_status(&vm.node, vm.vmid).await,
+                )
+            });
+            for (vmid, result) in futures_util::future::join_all(reads).await {
+                match result {
+                    Ok(s) => {
+                        out.insert(vmid, (power_state(&s.status), s.name));
+                    }
+                    Err(e) => {
+                        tracing::debug!(vmid, error = %e, "status/current read failed; using the listing");
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, CachedConfig>> {
@@ -92,6 +149,12 @@ impl Observer {
             }
         }
         let config_reads = to_read.len();
+        let changed = self.recently_changed();
+        let current = if changed.is_empty() {
+            HashMap::new()
+        } else {
+            self.current_statuses(&listing, &changed).await
+        };
         for chunk in to_read.chunks(CONFIG_READS_AT_ONCE) {
             let reads = chunk.iter().map(|vm| async move {
                 let result = self.client.vm_config(&vm.node, vm.vmid).await;
@@ -135,7 +198,14 @@ impl Observer {
                         owned
                     })
                 });
-                observed_vm(vm, config)
+                let mut observed = observed_vm(vm, config)?;
+                if let Some((status, name)) = current.get(&vm.vmid.get()) {
+                    observed.status = *status;
+                    if name.is_some() {
+                        observed.name.clone_from(name);
+                    }
+                }
+                Some(observed)
             })
             .collect();
         drop(cache);
@@ -148,6 +218,7 @@ impl Observer {
         Ok(Observation {
             vms,
             config_reads,
+            status_reads: current.len(),
             template_fingerprints,
         })
     }
@@ -176,16 +247,21 @@ fn observed_vm(vm: &ClusterVm, config: Option<OwnedVmConfig>) -> Option<Observed
         vmid: model::VmId::new(vm.vmid.get())?,
         pve_node: vm.node.as_str().parse().ok()?,
         name: vm.name.clone(),
-        status: match vm.status.as_str() {
-            "running" => VmStatus::Running,
-            "stopped" => VmStatus::Stopped,
-            _ => VmStatus::Unknown,
-        },
+        status: power_state(&vm.status),
         tags: vm.tags().into_iter().map(str::to_owned).collect(),
         lock: vm.lock.clone(),
         template: vm.template,
         config,
     })
+}
+
+/// PVE's `status` string in the planner's terms.
+fn power_state(status: &str) -> VmStatus {
+    match status {
+        "running" => VmStatus::Running,
+        "stopped" => VmStatus::Stopped,
+        _ => VmStatus::Unknown,
+    }
 }
 
 /// What the planner needs from an owned VM's config (readiness is filled later).

@@ -163,3 +163,26 @@ async fn lagging_cluster_resources_do_not_cause_duplicates() {
     }
     assert_eq!(h.owned_vms(), vec![(4121, "worker-1".to_owned())]);
 }
+
+/// PVE's `cluster/resources` shows the power state pvestatd sampled (every 10 s), and `unknown`
+/// for a VM cloned since. Here the sampler never runs again: a replacement that trusted only
+/// the listing would wait forever to see its new VM running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_does_not_wait_for_the_listing_to_show_its_vm_running() {
+    let mut sim = scenario_support::attested_fast_sim();
+    sim.resources_lag_ms = 3_600_000;
+    let mut config = operator::ControllerConfig::fast(OPERATOR);
+    config.listing_lag_ms = 3_600_000;
+    let h = Harness::with_sim(&one_worker(), config, sim).await;
+    h.converge().await;
+    assert_eq!(h.status("worker-1")["instance"]["ready"], true);
+    h.taint("worker-1", Severity::Warning);
+    h.converge().await;
+    assert_eq!(
+        h.owned_vms(),
+        vec![(4121, "worker-1".to_owned())],
+        "{:?}\n{:?}",
+        h.ctl.last_plan(),
+        h.event_kinds("worker-1")
+    );
+}

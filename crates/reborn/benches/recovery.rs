@@ -176,6 +176,8 @@ async fn run_mode(
         .build()?;
     let mut controller_config = ControllerConfig::fast("bench");
     controller_config.resync_ms = 1_000;
+    // The realistic rounds' listing lags like PVE's (pvestatd's 10 s cycle).
+    controller_config.listing_lag_ms = ControllerConfig::default().listing_lag_ms;
     // The destroy breaker (3 automatic destroys per 10 minutes) would stop the 4th round: it is
     // a safety limit, not part of the recovery path being measured.
     controller_config.breaker.max_destroys = 1_000;

@@ -34,6 +34,12 @@ pub struct ControllerConfig {
     /// is abandoned: a request cut by a crash or a 596 may still reach PVE (default 60 s,
     /// twice pveproxy's 30 s proxy timeout).
     pub intent_grace_ms: u64,
+    /// How long after reborn changed a VM its power state and name are read from
+    /// `status/current` rather than trusted from `cluster/resources`, which shows what
+    /// pvestatd sampled up to 10 s ago (default 15 s; 0 when the listing is never stale, as
+    /// with the simulator's `--fast`). A steady state makes one request per pass only once
+    /// this long has passed since the last change.
+    pub listing_lag_ms: u64,
 }
 
 impl Default for ControllerConfig {
@@ -50,6 +56,7 @@ impl Default for ControllerConfig {
             readiness: ReadinessConfig::default(),
             backoff: BackoffConfig::default(),
             intent_grace_ms: 60_000,
+            listing_lag_ms: 15_000,
         }
     }
 }
@@ -81,6 +88,7 @@ impl ControllerConfig {
                 max_ms: 200,
             },
             intent_grace_ms: 1_000,
+            listing_lag_ms: 0,
             ..Self::default()
         }
     }

@@ -156,7 +156,11 @@ impl Controller {
         );
         let permits = Arc::new(Semaphore::new(config.max_concurrent_actions.max(1)));
         let inner = Arc::new(Inner {
-            observer: Observer::new(client.clone(), operator.clone()),
+            observer: Observer::new(
+                client.clone(),
+                operator.clone(),
+                Duration::from_millis(config.listing_lag_ms),
+            ),
             template_checks: gold::TemplateChecks::default(),
             config,
             operator,

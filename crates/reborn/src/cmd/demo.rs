@@ -93,6 +93,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitStatus> {
         .build()?;
     let mut controller_config = ControllerConfig::fast("demo");
     controller_config.resync_ms = 1_000;
+    if !args.fast {
+        // The realistic simulator's listing lags like PVE's (pvestatd's 10 s cycle).
+        controller_config.listing_lag_ms = ControllerConfig::default().listing_lag_ms;
+    }
     let (controller, handle) = Controller::new(controller_config, store.clone(), pve)?;
     let metrics = Metrics::new();
     let controller = controller.with_metrics(metrics.clone());
