@@ -123,7 +123,10 @@ fn resource_row(kind: &str, r: &ResourceView) -> Vec<String> {
         "TaintPolicy" => vec![
             r.name.clone(),
             s(r.spec.get("severity")),
-            s(r.spec.get("action")),
+            match r.spec.get("quarantineRetention") {
+                Some(keep) => format!("{} {}", s(r.spec.get("action")), s(Some(keep))),
+                None => s(r.spec.get("action")),
+            },
             format!(
                 "{} in {}",
                 s(at(&r.spec, &["threshold", "count"])),

@@ -265,6 +265,30 @@ fn taint_with_quarantine_records_it_and_describe_shows_the_kept_vm() {
 }
 
 #[test]
+fn get_taintpolicies_shows_the_quarantine_retention() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("quarantine.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: reborn.dev/v1alpha1
+kind: TaintPolicy
+metadata: {name: keep-for-forensics}
+spec:
+  match: {principalIds: [svc-worker]}
+  threshold: {count: 3, window: 5m}
+  severity: Critical
+  action: Quarantine
+  quarantineRetention: 24h
+",
+    )
+    .expect("write");
+    server.ok(&["apply", "-f", &file.display().to_string()]);
+    let table = server.ok(&["get", "taintpolicies"]);
+    assert!(table.contains("Quarantine 1d"), "{table}");
+}
+
+#[test]
 fn taint_refuses_a_ttl_shorter_than_the_quarantine() {
     let server = Server::start();
     server.ok(&["apply", "-f", &examples_arg()]);
