@@ -131,7 +131,12 @@ impl Ingestor {
         addresses.read(|map| {
             if let Ok(text) = std::str::from_utf8(data) {
                 // Every Cerbos line is UTF-8: one check for the batch, then borrowed decoding.
-                for line in text.split('\n') {
+                // Lines are found with `memchr` (SIMD), several times faster than `split`.
+                let mut start = 0;
+                let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+                for end in ends {
+                    let line = text.get(start..end).unwrap_or_default();
+                    start = end + 1;
                     if line.is_empty() {
                         continue;
                     }

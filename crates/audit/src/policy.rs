@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::{AttributionSource, TaintAction, TaintPolicy, TaintPolicySpec};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use store::{NewTaint, TaintSource};
 
 use crate::attribution::{NodeAddresses, attribute_with, peer_ip};
@@ -518,6 +518,25 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
         AttributionSource::PeerAddress => "PeerAddress",
         AttributionSource::MetadataKey => "MetadataKey",
     };
+    let rule_text = if rules.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (rule {})",
+            rules.iter().copied().collect::<Vec<_>>().join(", ")
+        )
+    };
+    let counted = calls.len();
+    let reason = format!(
+        "TaintPolicy {}: {} matching Cerbos decision(s) within {} from {} by {}{}",
+        policy.name,
+        counted,
+        policy.spec.threshold.window,
+        via,
+        principals.iter().copied().collect::<Vec<_>>().join(", "),
+        rule_text,
+    );
+    let rules = Value::Array(rules.into_iter().map(Value::from).collect());
     let mut evidence = json!({
         "policy": policy.name,
         "severity": format!("{:?}", policy.spec.severity),
@@ -527,65 +546,58 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
             "count": policy.spec.threshold.count,
             "windowSecs": policy.spec.threshold.window.as_secs(),
         },
-        "countedCalls": calls.len(),
-        "callIds": calls[calls.len().saturating_sub(MAX_EVIDENCE_IDS)..]
-            .iter()
-            .map(|c| c.call_id.as_str())
-            .collect::<Vec<_>>(),
-        "rules": rules,
+        "countedCalls": counted,
     });
-    // Built as values and inserted last (as the last keys of their objects), not passed to
-    // `json!`, which would copy them once more.
-    let detailed: Vec<Value> = calls[calls.len().saturating_sub(MAX_EVIDENCE_CALLS)..]
-        .iter()
+    let call_ids = Value::Array(
+        calls[counted.saturating_sub(MAX_EVIDENCE_IDS)..]
+            .iter()
+            .map(|c| Value::from(c.call_id.as_str()))
+            .collect(),
+    );
+    // Built as values from the calls' own strings (moved, not copied) and inserted into the
+    // object, not passed to `json!`, which would copy every value once more.
+    let detailed: Vec<Value> = calls
+        .into_iter()
+        .skip(counted.saturating_sub(MAX_EVIDENCE_CALLS))
         .map(|c| {
-            let mut call = json!({
-                "callId": c.call_id,
-                "timestamp": c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                "peerAddress": c.peer_address,
-                "matchedActions": c.total_hits,
-            });
             let hits = c
                 .hits
-                .iter()
+                .into_iter()
                 .map(|h| {
-                    json!({
-                        "principal": h.principal,
-                        "resource": {"kind": h.resource_kind, "id": h.resource_id},
-                        "action": h.action,
-                        "effect": h.effect.as_str(),
-                        "policy": h.policy,
-                        "rule": h.rule,
-                        "output": h.output,
-                    })
+                    let mut resource = Map::new();
+                    resource.insert("kind".to_owned(), Value::String(h.resource_kind));
+                    resource.insert("id".to_owned(), Value::String(h.resource_id));
+                    let mut hit = Map::new();
+                    hit.insert("principal".to_owned(), Value::String(h.principal));
+                    hit.insert("resource".to_owned(), Value::Object(resource));
+                    hit.insert("action".to_owned(), Value::String(h.action));
+                    hit.insert("effect".to_owned(), Value::from(h.effect.as_str()));
+                    hit.insert("policy".to_owned(), Value::String(h.policy));
+                    hit.insert("rule".to_owned(), h.rule.map_or(Value::Null, Value::String));
+                    hit.insert("output".to_owned(), h.output.unwrap_or(Value::Null));
+                    Value::Object(hit)
                 })
                 .collect();
-            if let Value::Object(m) = &mut call {
-                m.insert("hits".to_owned(), Value::Array(hits));
-            }
-            call
+            let mut call = Map::new();
+            call.insert("callId".to_owned(), Value::String(c.call_id));
+            call.insert(
+                "timestamp".to_owned(),
+                Value::String(
+                    c.timestamp
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ),
+            );
+            call.insert("peerAddress".to_owned(), Value::String(c.peer_address));
+            call.insert("matchedActions".to_owned(), Value::from(c.total_hits));
+            call.insert("hits".to_owned(), Value::Array(hits));
+            Value::Object(call)
         })
         .collect();
     if let Value::Object(m) = &mut evidence {
+        m.insert("callIds".to_owned(), call_ids);
+        m.insert("rules".to_owned(), rules);
         m.insert("calls".to_owned(), Value::Array(detailed));
     }
-    let rule_text = if rules.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " (rule {})",
-            rules.iter().copied().collect::<Vec<_>>().join(", ")
-        )
-    };
-    let reason = format!(
-        "TaintPolicy {}: {} matching Cerbos decision(s) within {} from {} by {}{}",
-        policy.name,
-        calls.len(),
-        policy.spec.threshold.window,
-        via,
-        principals.iter().copied().collect::<Vec<_>>().join(", "),
-        rule_text,
-    );
     NewTaint {
         node: node.to_owned(),
         instance_id: None,
