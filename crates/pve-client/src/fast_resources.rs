@@ -409,24 +409,27 @@ const K_MAXDISK: u64 = pack(b"maxdisk");
 const K_NETIN: u64 = pack(b"netin");
 const K_NETOUT: u64 = pack(b"netout");
 
-/// Sets a field once; a second occurrence is a duplicate (an error for serde: let it say so).
-macro_rules! once {
-    ($slot:expr, $value:expr) => {{
-        if $slot.is_some() {
-            return None;
-        }
-        $slot = Some($value);
-    }};
+/// Marks field `bit` as seen; a second occurrence is a duplicate (an error for serde: let it
+/// say so).
+#[inline(always)]
+fn first_time(seen: &mut u32, bit: u32) -> Option<()> {
+    let mask = 1 << bit;
+    if *seen & mask != 0 {
+        return None;
+    }
+    *seen |= mask;
+    Some(())
 }
 
 fn vm(c: &mut Cursor<'_>, nodes: &mut Vec<NodeName>) -> Option<ClusterVm> {
     c.eat(b'{')?;
+    let mut seen = 0u32;
     let mut vmid = None;
     let mut node = None;
     let mut kind = None;
     let mut status = None;
     let mut name = None;
-    let mut template = None;
+    let mut template = false;
     let mut tags_raw = None;
     let mut lock = None;
     let mut pool = None;
@@ -448,37 +451,85 @@ fn vm(c: &mut Cursor<'_>, nodes: &mut Vec<NodeName>) -> Option<ClusterVm> {
             let key = c.key_word()?;
             let v = c.scalar()?;
             match key {
-                K_VMID => once!(
-                    vmid,
-                    match v {
+                K_VMID => {
+                    first_time(&mut seen, 0)?;
+                    vmid = Some(match v {
                         Scalar::U64(n) => VmId::new(u32::try_from(n).ok()?).ok()?,
                         Scalar::Str(s) => s.parse().ok()?,
                         _ => return None,
-                    }
-                ),
-                K_NODE => once!(
-                    node,
-                    match v {
+                    });
+                }
+                K_NODE => {
+                    first_time(&mut seen, 1)?;
+                    node = Some(match v {
                         Scalar::Str(s) => node_name(s, nodes)?,
                         _ => return None,
-                    }
-                ),
-                K_TYPE => once!(kind, guest_type(v)?),
-                K_STATUS => once!(status, v.string()?),
-                K_NAME => once!(name, v.visit(StringVisitor)?),
-                K_TEMPLATE => once!(template, v.visit(BoolVisitor)?),
-                K_TAGS => once!(tags_raw, v.opt_string()?),
-                K_LOCK => once!(lock, v.opt_string()?),
-                K_POOL => once!(pool, v.opt_string()?),
-                K_HASTATE => once!(hastate, v.opt_string()?),
-                K_UPTIME => once!(uptime, v.visit(U64Visitor)?),
-                K_CPU => once!(cpu, v.visit(F64Visitor)?),
-                K_MAXCPU => once!(maxcpu, v.visit(F64Visitor)?),
-                K_MEM => once!(mem, v.visit(U64Visitor)?),
-                K_MAXMEM => once!(maxmem, v.visit(U64Visitor)?),
-                K_MAXDISK => once!(maxdisk, v.visit(U64Visitor)?),
-                K_NETIN => once!(netin, v.visit(U64Visitor)?),
-                K_NETOUT => once!(netout, v.visit(U64Visitor)?),
+                    });
+                }
+                K_TYPE => {
+                    first_time(&mut seen, 2)?;
+                    kind = Some(guest_type(v)?);
+                }
+                K_STATUS => {
+                    first_time(&mut seen, 3)?;
+                    status = Some(v.string()?);
+                }
+                K_NAME => {
+                    first_time(&mut seen, 4)?;
+                    name = v.visit(StringVisitor)?;
+                }
+                K_TEMPLATE => {
+                    first_time(&mut seen, 5)?;
+                    template = v.visit(BoolVisitor)?;
+                }
+                K_TAGS => {
+                    first_time(&mut seen, 6)?;
+                    tags_raw = v.opt_string()?;
+                }
+                K_LOCK => {
+                    first_time(&mut seen, 7)?;
+                    lock = v.opt_string()?;
+                }
+                K_POOL => {
+                    first_time(&mut seen, 8)?;
+                    pool = v.opt_string()?;
+                }
+                K_HASTATE => {
+                    first_time(&mut seen, 9)?;
+                    hastate = v.opt_string()?;
+                }
+                K_UPTIME => {
+                    first_time(&mut seen, 10)?;
+                    uptime = v.visit(U64Visitor)?;
+                }
+                K_CPU => {
+                    first_time(&mut seen, 11)?;
+                    cpu = v.visit(F64Visitor)?;
+                }
+                K_MAXCPU => {
+                    first_time(&mut seen, 12)?;
+                    maxcpu = v.visit(F64Visitor)?;
+                }
+                K_MEM => {
+                    first_time(&mut seen, 13)?;
+                    mem = v.visit(U64Visitor)?;
+                }
+                K_MAXMEM => {
+                    first_time(&mut seen, 14)?;
+                    maxmem = v.visit(U64Visitor)?;
+                }
+                K_MAXDISK => {
+                    first_time(&mut seen, 15)?;
+                    maxdisk = v.visit(U64Visitor)?;
+                }
+                K_NETIN => {
+                    first_time(&mut seen, 16)?;
+                    netin = v.visit(U64Visitor)?;
+                }
+                K_NETOUT => {
+                    first_time(&mut seen, 17)?;
+                    netout = v.visit(U64Visitor)?;
+                }
                 _ => {}
             }
             match c.next()? {
@@ -493,20 +544,20 @@ fn vm(c: &mut Cursor<'_>, nodes: &mut Vec<NodeName>) -> Option<ClusterVm> {
         node: node?,
         kind: kind?,
         status: status.unwrap_or_else(|| "unknown".to_owned()),
-        name: name.flatten(),
-        template: template.unwrap_or(false),
-        tags_raw: tags_raw.flatten(),
-        lock: lock.flatten(),
-        pool: pool.flatten(),
-        hastate: hastate.flatten(),
-        uptime: uptime.flatten(),
-        cpu: cpu.flatten(),
-        maxcpu: maxcpu.flatten(),
-        mem: mem.flatten(),
-        maxmem: maxmem.flatten(),
-        maxdisk: maxdisk.flatten(),
-        netin: netin.flatten(),
-        netout: netout.flatten(),
+        name,
+        template,
+        tags_raw,
+        lock,
+        pool,
+        hastate,
+        uptime,
+        cpu,
+        maxcpu,
+        mem,
+        maxmem,
+        maxdisk,
+        netin,
+        netout,
     })
 }
 
@@ -602,6 +653,9 @@ mod tests {
             r#"{"vmid":100,"node":"pve1","type":"qemu","netin":1e999}"#,
             r#"{"vmid":100,"node":"pve1","type":"qemu","netin":"lots"}"#,
             r#"{"vmid":100,"node":"pve1","type":"qemu","vmid":101}"#,
+            r#"{"vmid":100,"node":"pve1","type":"qemu","netout":1,"netout":2}"#,
+            r#"{"vmid":100,"node":"pve1","type":"qemu","name":"a","name":null}"#,
+            r#"{"vmid":100,"node":"pve1","type":"qemu","type":"lxc"}"#,
             r#"{"vmid":99,"node":"pve1","type":"qemu"}"#,
             r#"{"vmid":100,"node":"pve_1","type":"qemu"}"#,
             r#"{"vmid":100,"node":"pve1"}"#,
