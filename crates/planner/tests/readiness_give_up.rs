@@ -184,6 +184,13 @@ fn while_the_retry_waits_a_stopped_old_instance_serves_and_the_replacement_is_he
         "{p}"
     );
     assert!(matches!(hold.reason, Reason::Tainted { .. }), "{p}");
+    // What `reborn plan` prints: why the old one starts, and until when the replacement waits.
+    let text = p.to_string();
+    assert!(text.contains("gave up on instance"), "{text}");
+    assert!(
+        text.contains("next try after 2026-11-21T10:10:00Z"),
+        "{text}"
+    );
 }
 
 #[test]

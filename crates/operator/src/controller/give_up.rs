@@ -3,6 +3,7 @@
 //! start. The planner gets these as [`planner::GaveUp`] and plans the destroy, the restart
 //! of the old instance and the hold; this module only decides and reports.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -91,6 +92,28 @@ impl Inner {
             .collect();
         out.sort_by(|a, b| a.node.cmp(&b.node));
         out
+    }
+
+    /// Forgets readiness failures of instances no longer recorded, and give-ups of nodes no
+    /// longer declared.
+    pub(crate) fn prune_give_ups(&self, records: &planner::Records, desired: &planner::Desired) {
+        let mut s = self.lock();
+        if s.readiness_failures.is_empty() && s.gave_up.is_empty() {
+            return;
+        }
+        let ids: HashSet<&str> = records
+            .instances
+            .iter()
+            .map(|r| r.instance_id.as_str())
+            .collect();
+        s.readiness_failures
+            .retain(|id, _| ids.contains(id.as_str()));
+        let nodes: HashSet<&str> = desired
+            .nodes
+            .iter()
+            .map(|d| d.node.name().as_str())
+            .collect();
+        s.gave_up.retain(|node, _| nodes.contains(node.as_str()));
     }
 
     /// The earliest retry time still ahead (the loop wakes for it).

@@ -503,6 +503,7 @@ impl Inner {
             golds,
             gold_outcomes,
         } = self.observe_and_plan().await?;
+        self.prune_give_ups(&records, &desired);
         report.planned = plan.actions.len();
         report.holds = plan.holds.len();
         report.config_reads = config_reads;

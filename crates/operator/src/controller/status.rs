@@ -112,7 +112,14 @@ pub(crate) fn write_all(
                 _ => None,
             })
             .collect();
-        let gave_up = state.gave_up.get(name);
+        // A give-up is news while its VM exists or its retry is ahead; the count stays after.
+        let gave_up = state.gave_up.get(name).filter(|g| {
+            g.retry_at > chrono::Utc::now()
+                || [current, incoming]
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r.instance_id == g.instance_id)
+        });
         let not_ready = |id: &str| super::give_up::not_ready_note(&state, id);
         let conditions = json!([
             condition(
