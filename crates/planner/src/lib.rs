@@ -21,6 +21,9 @@
 //! - No action makes a budget exceed `maxUnavailable` (isolating a compromised instance is the
 //!   one exception: security before availability).
 //! - With the breaker tripped there is no `Destroy` and no replacement start; `Isolate` stays.
+//! - An instance marked for `Quarantine` never counts as available; once replaced it is kept
+//!   stopped and isolated, and not destroyed before `taint.created_at + retention`
+//!   (`docs/decisions/0013-quarantine.md`).
 //! - Same input, same plan: the order of input lists does not matter.
 
 mod breaker;
