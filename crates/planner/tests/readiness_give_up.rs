@@ -322,3 +322,171 @@ fn breaker_holds_the_destroy_and_the_old_instance_stays_stopped() {
         "{p}"
     );
 }
+
+mod properties {
+    //! Random single-node cases around a give-up, checked against the rules that must never
+    //! break: a compromised instance is never started, the given-up instance is never promoted
+    //! unless ready, its destroy comes before any start, nothing new starts before the retry.
+
+    use super::*;
+    use planner::{InstanceRole, VmStatus};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        surge: bool,
+        /// 0: no current, 1: running ready, 2: stopped, 3: stopped + isolated, 4: running never ready.
+        current: u8,
+        /// 0: none, 1: not checked, 2: failed, 3: ready, 4: stopped.
+        incoming: u8,
+        /// (severity 0..4, action 0..3: replace, isolate, report).
+        taint: Option<(u8, u8)>,
+        /// Whom the give-up names: 0 incoming, 1 current, 2 an instance already gone.
+        target: u8,
+        retry_due: bool,
+        never_available: bool,
+        tripped: bool,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            any::<bool>(),
+            0u8..5,
+            0u8..5,
+            proptest::option::of((0u8..4, 0u8..3)),
+            0u8..3,
+            any::<bool>(),
+            any::<bool>(),
+            proptest::bool::weighted(0.2),
+        )
+            .prop_map(
+                |(surge, current, incoming, taint, target, retry_due, never_available, tripped)| {
+                    Case {
+                        surge,
+                        current,
+                        incoming,
+                        taint,
+                        target,
+                        retry_due,
+                        never_available,
+                        tripped,
+                    }
+                },
+            )
+    }
+
+    fn scenario(c: &Case) -> Scenario {
+        let mut s = Scenario::new().node("worker-1");
+        if c.surge {
+            s = s.surge_first();
+        }
+        s = match c.current {
+            1 => s.running(4100),
+            2 => s.stopped(4100),
+            3 => s.stopped(4100).isolated(4100),
+            4 => s.instance_of(
+                "worker-1",
+                4100,
+                InstanceRole::Current,
+                VmStatus::Running,
+                Some(false),
+            ),
+            _ => s,
+        };
+        if let (Some((sev, act)), true) = (c.taint, c.current > 0) {
+            let severity = [
+                Severity::Low,
+                Severity::Medium,
+                Severity::High,
+                Severity::Critical,
+            ][sev as usize];
+            let action = [
+                TaintAction::Replace,
+                TaintAction::Isolate,
+                TaintAction::Report,
+            ][act as usize];
+            s = s.tainted(TaintSource::Cli, severity, action, "t");
+        }
+        s = match c.incoming {
+            1 => s.incoming(4101, None),
+            2 => s.incoming(4101, Some(false)),
+            3 => s.incoming(4101, Some(true)),
+            4 => s.instance_of(
+                "worker-1",
+                4101,
+                InstanceRole::Incoming,
+                VmStatus::Stopped,
+                None,
+            ),
+            _ => s,
+        };
+        if c.tripped {
+            s = s.breaker_tripped("test");
+        }
+        let n = [4101, 4100, 4102][c.target as usize];
+        gave_up(
+            s,
+            "worker-1",
+            n,
+            if c.retry_due { -1 } else { 10 },
+            c.never_available,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn give_up_rules_hold(c in case()) {
+            let s = scenario(&c);
+            let p = s.plan();
+            let given_up = [4101u32, 4100, 4102][c.target as usize];
+            let compromised_current = c.current == 3
+                || c.taint.is_some_and(|(sev, act)| sev == 3 || act == 1);
+            let mut destroyed_given_up_at = None;
+            for (i, a) in p.actions.iter().enumerate() {
+                match &a.kind {
+                    // (The give-up's starts: a stopped current one with a `Report` taint is
+                    // started by the ordinary rules, which this does not test.)
+                    ActionKind::Start(r)
+                        if r.vmid.get() == 4100
+                            && matches!(a.reason, Reason::ReadinessAbandoned { .. }) =>
+                    {
+                        prop_assert!(!compromised_current, "compromised started: {p}");
+                    }
+                    // A given-up instance is never started again (a compromised current one
+                    // is left to the ordinary rules, as above).
+                    ActionKind::Start(r)
+                        if r.vmid.get() == given_up
+                            && (given_up != 4100 || !compromised_current) =>
+                    {
+                        prop_assert!(false, "given-up instance started: {p}");
+                    }
+                    ActionKind::PromoteIncoming { vmid, .. } if vmid.get() == given_up => {
+                        prop_assert_eq!(c.incoming, 3, "promoted while not ready: {}", p);
+                    }
+                    ActionKind::Destroy(id) if id.vmid.get() == given_up => {
+                        destroyed_given_up_at = Some(i);
+                    }
+                    ActionKind::Create(_) => {
+                        prop_assert!(c.retry_due, "created before the retry: {p}");
+                    }
+                    _ => {}
+                }
+            }
+            // A start of the old instance caused by the give-up follows its destroy.
+            if let Some(d) = destroyed_given_up_at {
+                prop_assert!(!c.tripped, "destroy with the breaker tripped: {p}");
+                for a in &p.actions[..d] {
+                    prop_assert!(!matches!(a.kind, ActionKind::Start(_)), "start before destroy: {p}");
+                }
+            }
+            // A running ready incoming of a node is the only way to promote.
+            for a in &p.actions {
+                if let ActionKind::PromoteIncoming { .. } = a.kind {
+                    prop_assert_eq!(c.incoming, 3);
+                }
+            }
+        }
+    }
+}
