@@ -19,7 +19,12 @@
 //! - `Destroy` carries the full expected identity (vmid, name, SMBIOS uuid, instance id), taken
 //!   from the store's record (or, for an orphan of a deleted node, from its marker).
 //! - No action makes a budget exceed `maxUnavailable` (isolating a compromised instance is the
-//!   one exception: security before availability).
+//!   one exception: security before availability). A node that never had a ready instance and
+//!   whose instance the operator gave up on ([`GaveUp::never_available`]) is not counted.
+//! - An instance the operator gave up on ([`Records::gave_up`]) is destroyed, never promoted
+//!   unless ready; the old instance is started again only after that destroy and never when it
+//!   is compromised; no new instance of the node starts before the retry time
+//!   (`docs/decisions/0014-readiness-give-up.md`).
 //! - With the breaker tripped there is no `Destroy` and no replacement start; `Isolate` stays.
 //! - An instance marked for `Quarantine` never counts as available; once replaced it is kept
 //!   stopped and isolated, and not destroyed before `taint.created_at + retention`
