@@ -44,6 +44,7 @@ struct Inner {
     breaker_tripped: Gauge,
     audit_read: Counter,
     audit_rejected: Counter,
+    give_ups: Counter,
 }
 
 /// The operator's metrics. Cheap to clone (an `Arc` inside); every method is thread-safe and
@@ -86,6 +87,7 @@ impl Metrics {
         let breaker_tripped = Gauge::default();
         let audit_read = Counter::default();
         let audit_rejected = Counter::default();
+        let give_ups = Counter::default();
         registry.register(
             "pass_duration_seconds",
             "Duration of one reconcile pass (observe, plan, execute)",
@@ -127,6 +129,11 @@ impl Metrics {
             "Cerbos audit-log lines that could not be decoded",
             audit_rejected.clone(),
         );
+        registry.register(
+            "readiness_give_ups",
+            "New instances given up on because they never became ready (decision 0014)",
+            give_ups.clone(),
+        );
         for source in TaintSource::ALL {
             // Every source appears (at 0) from the start, so rate() works on the first taint.
             let _ = taints.get_or_create(&SourceLabels {
@@ -145,6 +152,7 @@ impl Metrics {
                 breaker_tripped,
                 audit_read,
                 audit_rejected,
+                give_ups,
             }),
         }
     }
@@ -208,6 +216,11 @@ impl Metrics {
         self.inner.audit_rejected.inc_by(rejected);
     }
 
+    /// reborn gave up on a new instance that never became ready.
+    pub fn readiness_give_up(&self) {
+        self.inner.give_ups.inc();
+    }
+
     /// Everything in the OpenMetrics text format (which Prometheus reads), ending in `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -232,6 +245,7 @@ mod tests {
         m.breaker(true);
         m.pve_request("cluster/resources", Duration::from_millis(12), false);
         m.audit_lines(10, 2);
+        m.readiness_give_up();
         let text = m.render();
         assert!(
             text.contains(r#"reborn_actions_total{kind="destroy",result="ok"} 2"#),
@@ -245,6 +259,7 @@ mod tests {
         );
         assert!(text.contains("reborn_audit_lines_read_total 10"));
         assert!(text.contains("reborn_audit_lines_rejected_total 2"));
+        assert!(text.contains("reborn_readiness_give_ups_total 1"));
         assert!(text.trim_end().ends_with("# EOF"));
     }
 }

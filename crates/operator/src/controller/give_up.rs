@@ -246,6 +246,9 @@ impl Inner {
             "it is destroyed and the node is cloned again"
         };
         tracing::warn!(node, vmid, instance_id, %why, detail, "gave up on a new instance");
+        if let Some(m) = self.metrics.get() {
+            m.readiness_give_up();
+        }
         self.emit(crate::executor::event_now(
             node,
             REPLACEMENT_ABANDONED,
