@@ -322,3 +322,59 @@ async fn new_node_is_cloned_again_after_its_backoff_and_given_up_on_again() {
         "a fresh instance each time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_max_attempts_zero_a_never_ready_replacement_is_held_not_abandoned() {
+    let mut c = config();
+    c.readiness.max_attempts = 0;
+    let h = Harness::with_config(&worker_pair("SurgeFirst", 0, 0), c).await;
+    h.converge().await;
+    agent_never_answers(&h);
+    h.taint("worker-1", Severity::Warning);
+    drive_until(&h, "three failed readiness waits", |h| {
+        h.event_kinds("worker-1")
+            .iter()
+            .filter(|k| *k == "NotReady")
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(h.events_of("ReplacementAbandoned").is_empty());
+    assert!(h.admin.vm(4301).is_some(), "kept for a person to look at");
+    let plan = h.ctl.last_plan().expect("planned");
+    assert!(
+        plan.holds.iter().any(|x| x.node.as_str() == "worker-1"
+            && matches!(x.blocked_by, BlockedBy::ReadinessFailed { .. })),
+        "{plan}"
+    );
+    assert!(
+        h.condition_message("worker-1", "Replacing")
+            .contains("failed readiness waits"),
+        "{}",
+        h.status("worker-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_gives_up_whatever_the_attempts() {
+    let mut c = config();
+    c.readiness.max_attempts = 0;
+    c.readiness.give_up_after_ms = Some(1);
+    let h = Harness::with_config(&worker_pair("SurgeFirst", 0, 0), c).await;
+    h.converge().await;
+    agent_never_answers(&h);
+    h.taint("worker-1", Severity::Warning);
+    drive_until(&h, "the failed VM is destroyed", |h| {
+        has_event(h, "worker-1", "ReplacementAbandoned") && h.admin.vm(4301).is_none()
+    })
+    .await;
+    let abandoned = h.events_of("ReplacementAbandoned");
+    assert_eq!(abandoned[0].data["attempts"], 1);
+    assert!(
+        abandoned[0]
+            .message
+            .contains("since its first readiness wait"),
+        "{}",
+        abandoned[0].message
+    );
+}
