@@ -273,6 +273,14 @@ async fn new_node_that_never_becomes_ready_is_destroyed_and_does_not_hold_the_bu
     assert_eq!(abandoned.len(), 1, "{}", h.golden());
     assert_eq!(abandoned[0].node.as_deref(), Some("worker-3"));
     assert_eq!(abandoned[0].data["neverAvailable"], true);
+    // While worker-3's first attempts ran it counted against the budget (a normal rollout
+    // waits for a new node); only its give-up let worker-2's StopFirst replacement stop.
+    let stopped = h
+        .events_of("Stopped")
+        .into_iter()
+        .find(|e| e.node.as_deref() == Some("worker-2"))
+        .expect("worker-2 stopped");
+    assert!(stopped.id > abandoned[0].id, "{}", h.golden());
     assert!(
         vmids_of(&h, "worker-3").is_empty(),
         "destroyed, not re-cloned yet"
