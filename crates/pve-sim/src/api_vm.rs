@@ -557,24 +557,20 @@ pub(crate) fn start(ctx: &Ctx) -> Result<Reply, ApiError> {
     let agent_delay = ms(ctx.shared.config.agent_delay_ms);
     let pool = ctx.shared.config.dhcp_pool.clone();
     let mut cl = ctx.shared.lock();
+    // The worker checks config, template and lock right when it starts; the task duration is
+    // the QEMU start after that. Everything is checked again when the duration is over
+    // (`already running` only then: a stop still in progress may finish first).
+    let early = start_checks(&cl, &node, vmid, skiplock, false).err();
     let finish: tasks::Finish = Box::new(move |cl, log| {
-        let vm = cl
+        if let Some(e) = early {
+            return Err(e);
+        }
+        start_checks(cl, &node, vmid, skiplock, true)?;
+        if cl
             .vms
             .get(&vmid)
-            .filter(|vm| vm.node == node)
-            .ok_or_else(|| {
-                format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
-            })?;
-        if vm.is_template() {
-            return Err("you can't start a vm if it's a template".into());
-        }
-        if !skiplock && vm.lock() != Some("suspended") {
-            check_lock(vm)?;
-        }
-        if vm.running {
-            return Err(format!("VM {vmid} already running"));
-        }
-        if vm.config.values().any(|v| vmconf::is_cloudinit(v)) {
+            .is_some_and(|vm| vm.config.values().any(|v| vmconf::is_cloudinit(v)))
+        {
             log.push("generating cloud-init ISO".into());
         }
         boot_vm(cl, vmid, agent_delay, &pool);
@@ -587,6 +583,34 @@ pub(crate) fn start(ctx: &Ctx) -> Result<Reply, ApiError> {
         spec(ctx, "qmstart", duration, vec![], finish),
     );
     Ok(Reply::data(json!(upid)))
+}
+
+/// `vm_start`'s checks, in PVE's order: config, template, lock (a `suspended` lock is resumed),
+/// and with `running_check`, already running.
+fn start_checks(
+    cl: &Cluster,
+    node: &str,
+    vmid: u32,
+    skiplock: bool,
+    running_check: bool,
+) -> Result<(), String> {
+    let vm = cl
+        .vms
+        .get(&vmid)
+        .filter(|vm| vm.node == node)
+        .ok_or_else(|| {
+            format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
+        })?;
+    if vm.is_template() {
+        return Err("you can't start a vm if it's a template".into());
+    }
+    if !skiplock && vm.lock() != Some("suspended") {
+        check_lock(vm)?;
+    }
+    if running_check && vm.running {
+        return Err(format!("VM {vmid} already running"));
+    }
+    Ok(())
 }
 
 /// Start the VM process: pending changes are applied first (qemu-server `vm_start`), a

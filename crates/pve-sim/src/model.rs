@@ -194,6 +194,8 @@ pub(crate) struct Cluster {
     pub file_locks: BTreeSet<u32>,
     /// Resource pools and their member VMs.
     pub pools: BTreeMap<String, BTreeSet<u32>>,
+    /// UPIDs of tasks that reached their end while tasks were held, in arrival order.
+    pub held_queue: std::collections::VecDeque<String>,
 }
 
 impl Cluster {
@@ -224,6 +226,7 @@ impl Cluster {
             counts: BTreeMap::new(),
             durations: cfg.durations.clone(),
             file_locks: BTreeSet::new(),
+            held_queue: std::collections::VecDeque::new(),
             pools: cfg
                 .pools
                 .iter()

@@ -147,10 +147,31 @@ pub(crate) fn spawn(shared: &Arc<Shared>, cl: &mut Cluster, spec: TaskSpec) -> S
     tokio::spawn(async move {
         tokio::time::sleep(duration).await;
         let mut rx = shared.hold_tasks.subscribe();
-        // A closed channel means the simulator is gone; finishing is harmless either way.
-        let _ = rx.wait_for(|held| !*held).await;
+        let held = *rx.borrow_and_update();
+        if held {
+            // Stepped mode: tasks held at the end of their duration finish in the order they
+            // got there once released, so a test's outcome does not depend on scheduling.
+            shared.lock().held_queue.push_back(id.clone());
+        }
+        loop {
+            // A closed channel means the simulator is gone; finishing is harmless either way.
+            if rx.wait_for(|held| !*held).await.is_err() {
+                break;
+            }
+            let my_turn = {
+                let cl = shared.lock();
+                cl.held_queue.front().is_none_or(|f| *f == id) || !cl.held_queue.contains(&id)
+            };
+            if my_turn || rx.changed().await.is_err() {
+                break;
+            }
+        }
         let mut cl = shared.lock();
+        cl.held_queue.retain(|u| *u != id);
         complete(&mut cl, &id, failure, finish, rollback);
+        drop(cl);
+        // Wake the next held task (the value is unchanged, the version is not).
+        shared.hold_tasks.send_modify(|_| {});
     });
     upid
 }

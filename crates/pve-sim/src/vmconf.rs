@@ -652,6 +652,11 @@ pub(crate) fn applies_live(
     let has = |f: &str| features.iter().any(|x| x == f);
     match key {
         "balloon" | "cpulimit" | "cpuunits" => true,
+        // Changing `hotplug` itself is live unless memory hotplug is involved.
+        "hotplug" => {
+            !value.is_some_and(|v| v.contains("memory"))
+                && !config.get("hotplug").is_some_and(|v| v.contains("memory"))
+        }
         "tablet" => has("usb"),
         "memory" => has("memory"),
         "vcpus" => has("cpu"),
