@@ -80,11 +80,15 @@ impl<'a> Cursor<'a> {
         self.i = i;
     }
 
-    /// The next non-whitespace byte, consumed.
+    /// The next non-whitespace byte, consumed. PVE sends no whitespace, so the common case is
+    /// one comparison (whitespace bytes are all below `!`).
     #[inline]
     fn next(&mut self) -> Option<u8> {
-        self.ws();
-        let c = *self.b.get(self.i)?;
+        let mut c = *self.b.get(self.i)?;
+        if c <= b' ' {
+            self.ws();
+            c = *self.b.get(self.i)?;
+        }
         self.i += 1;
         Some(c)
     }
