@@ -28,7 +28,15 @@ fn decode_resources(c: &mut Criterion) {
             black_box(vms)
         });
     });
-    // The floor: serde_json only scanning the same body, decoding nothing.
+    // The serde_json path alone (the decoder before the single-pass scanner; still the fallback).
+    group.bench_function("serde_path_10000_vms", |b| {
+        b.iter(|| {
+            let vms = pve_client::decode::cluster_resources_serde_path(black_box(body.as_bytes()))
+                .expect("decodes");
+            black_box(vms)
+        });
+    });
+    // serde_json only scanning the same body, decoding nothing.
     group.bench_function("scan_only_10000_vms", |b| {
         b.iter(|| {
             let scanned: serde::de::IgnoredAny =

@@ -44,6 +44,17 @@ fn resources_capacity(body_len: usize) -> usize {
     (body_len / 256 + 1).min(1 << 20)
 }
 
+/// The serde_json path of [`cluster_resources`] alone: the reference the fast path is tested
+/// against, and what every body the fast path declines costs. For benchmarks; use
+/// [`cluster_resources`].
+#[doc(hidden)]
+pub fn cluster_resources_serde_path(body: &[u8]) -> Result<Vec<ClusterVm>, serde_json::Error> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("body is not UTF-8: {e}"))
+    })?;
+    cluster_resources_serde(text, resources_capacity(body.len()))
+}
+
 /// The serde_json path of [`cluster_resources`] (the reference the fast path is tested against).
 pub(crate) fn cluster_resources_serde(
     text: &str,

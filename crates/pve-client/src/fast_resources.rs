@@ -355,7 +355,7 @@ fn node_name(s: &str, seen: &mut Vec<NodeName>) -> Option<NodeName> {
     if let Some(n) = seen.iter().find(|n| n.as_str() == s) {
         return Some(n.clone());
     }
-    let n = NodeName::new(s).ok()?;
+    let n = NodeName::from_str_slice(s).ok()?;
     if seen.len() < 64 {
         seen.push(n.clone());
     }

@@ -133,7 +133,11 @@ pub struct NodeName(Arc<str>);
 impl NodeName {
     /// Validates a node name.
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidId> {
-        let name = name.into();
+        Self::from_str_slice(&name.into())
+    }
+
+    /// Validates a node name, copying it once into shared storage.
+    pub(crate) fn from_str_slice(name: &str) -> Result<Self, InvalidId> {
         let bytes = name.as_bytes();
         let ok = !bytes.is_empty()
             && bytes
@@ -179,8 +183,17 @@ impl FromStr for NodeName {
 
 impl<'de> Deserialize<'de> for NodeName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        NodeName::new(s).map_err(de::Error::custom)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NodeName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a node name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeName, E> {
+                NodeName::from_str_slice(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -320,6 +333,18 @@ mod tests {
         assert_eq!(a, b);
         assert!(serde_json::from_str::<VmId>("\"12\"").is_err());
         assert!(serde_json::from_str::<VmId>("-5").is_err());
+    }
+
+    #[test]
+    fn node_name_decodes_from_a_string_only() {
+        let n: NodeName = serde_json::from_str(r#""pve-a1""#).expect("valid");
+        assert_eq!(n.as_str(), "pve-a1");
+        assert_eq!(
+            serde_json::to_string(&n).ok().as_deref(),
+            Some(r#""pve-a1""#)
+        );
+        assert!(serde_json::from_str::<NodeName>(r#""pve_1""#).is_err());
+        assert!(serde_json::from_str::<NodeName>("12").is_err());
     }
 
     #[test]
