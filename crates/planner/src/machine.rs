@@ -554,8 +554,29 @@ impl<'v, 'a> Machine<'v, 'a> {
         };
         match wanted {
             Some(reason) => self.replace(st, cur, available, reason),
-            None if st.current_stopped => {
-                self.start(name, cur, InstanceRole::Current);
+            // A compromised instance (one a taint marks compromised, even if its action only
+            // reports, or one isolated) is never powered on again: the node says why it stays
+            // down instead.
+            None if cur.vm.status == VmStatus::Stopped => {
+                match taints.iter().find(|t| compromising(t)) {
+                    Some(t) => {
+                        let blocked = BlockedBy::Compromised { vmid: cur.rec.vmid };
+                        let reason = Reason::Compromised {
+                            taint: t.id,
+                            source: t.source,
+                            reason: t.reason.clone(),
+                        };
+                        self.hold(name, "start", blocked, reason);
+                    }
+                    None if cur.cfg.isolated => {
+                        let blocked = BlockedBy::Compromised { vmid: cur.rec.vmid };
+                        let reason = Reason::Stopped {
+                            role: InstanceRole::Current,
+                        };
+                        self.hold(name, "start", blocked, reason);
+                    }
+                    None => self.start(name, cur, InstanceRole::Current),
+                }
             }
             None => {}
         }

@@ -124,6 +124,35 @@ fn stopped_instance_is_started() {
 }
 
 #[test]
+fn stopped_compromised_instance_whose_taint_only_reports_is_isolated_never_started() {
+    let s = Scenario::new().node("worker-1").stopped(4100).tainted(
+        TaintSource::Cerbos,
+        Severity::Critical,
+        TaintAction::Report,
+        "cross-tenant reads",
+    );
+    let p = s.plan();
+    assert_eq!(verbs(&p), ["worker-1 isolate"]);
+    let start = p
+        .holds
+        .iter()
+        .find(|h| h.wanted == "start")
+        .expect("the start is held");
+    assert!(
+        start.blocked_by.to_string().contains("4100"),
+        "{}",
+        start.blocked_by
+    );
+    // Once isolated it stays stopped too, and the plan says why.
+    let p = s.isolated(4100).plan();
+    assert!(p.is_empty(), "{:?}", verbs(&p));
+    assert_eq!(
+        p.holds[0].blocked_by.to_string(),
+        "VM 4100 is compromised: never restarted"
+    );
+}
+
+#[test]
 fn locked_stopped_instance_is_held_not_started() {
     let s = Scenario::new()
         .node("worker-1")
