@@ -55,14 +55,14 @@ fn main() {
         let listing = pve.cluster_vms().await.expect("listing");
         let listing_time = t.elapsed();
         let t = Instant::now();
-        let nodes = f.store.list("Node").expect("list");
+        let nodes = f.store.list_shared("Node").expect("list");
         let list_time = t.elapsed();
         let t = Instant::now();
         let instances = f.store.instances(None).expect("instances");
         let instances_time = t.elapsed();
         println!(
             "parts: GET /cluster/resources ({} VMs, simulator in-process) {listing_time:?}; \
-             store list of {} nodes {list_time:?} (twice per pass: plan and status); \
+             store list_shared of {} nodes {list_time:?}; \
              store instances ({}) {instances_time:?}",
             listing.len(),
             nodes.items.len(),
