@@ -80,7 +80,7 @@ pub fn resource_table(kind: &str, list: &ResourceList) -> String {
             "TAINTS",
             "GENERATION",
         ]),
-        "GoldImage" => table(&["NAME", "TEMPLATE", "DIGEST", "GENERATION"]),
+        "GoldImage" => table(&["NAME", "TEMPLATE", "DIGEST", "VERIFIED", "GENERATION"]),
         "DisruptionBudget" => table(&["NAME", "SELECTOR", "MAX UNAVAILABLE", "GENERATION"]),
         "TaintPolicy" => table(&["NAME", "SEVERITY", "ACTION", "THRESHOLD", "GENERATION"]),
         _ => table(&["NAME", "GENERATION"]),
@@ -112,6 +112,7 @@ fn resource_row(kind: &str, r: &ResourceView) -> Vec<String> {
                 s(at(&r.spec, &["template", "vmid"]))
             ),
             short_digest(&s(r.spec.get("digest"))),
+            verified_text(r),
             generation,
         ],
         "DisruptionBudget" => vec![
@@ -142,6 +143,20 @@ fn ready_text(r: &ResourceView) -> String {
     match r.ready() {
         Some(true) => "True".to_owned(),
         Some(false) => "False".to_owned(),
+        None => "Unknown".to_owned(),
+    }
+}
+
+/// The GoldImage's `Verified` condition: `True`, `False (<reason>)` (the template was refused:
+/// nothing is cloned from it), or `Unknown` before the controller checked it.
+fn verified_text(r: &ResourceView) -> String {
+    match r.conditions().into_iter().find(|c| c.type_ == "Verified") {
+        Some(c) => match (c.is_true(), c.reason.as_deref()) {
+            (Some(true), _) => "True".to_owned(),
+            (Some(false), Some(reason)) if !reason.is_empty() => format!("False ({reason})"),
+            (Some(false), _) => "False".to_owned(),
+            (None, _) => "Unknown".to_owned(),
+        },
         None => "Unknown".to_owned(),
     }
 }
@@ -362,4 +377,31 @@ fn indent(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gold(status: Value) -> ResourceView {
+        serde_json::from_value(serde_json::json!({
+            "kind": "GoldImage", "name": "worker",
+            "labels": {}, "spec": {"template": {"pveNode": "pve1", "vmid": 9002}, "digest": "sha256:00"},
+            "status": status, "generation": 1, "resourceVersion": 7,
+            "createdAt": "2026-11-21T00:00:00Z", "updatedAt": "2026-11-21T00:00:00Z"
+        }))
+        .expect("a resource view")
+    }
+
+    #[test]
+    fn goldimages_table_says_whether_the_template_was_verified_and_why_not() {
+        let verified = gold(serde_json::json!({"conditions": [
+            {"type": "Verified", "status": "True", "reason": "AttestationValid"}]}));
+        let refused = gold(serde_json::json!({"conditions": [
+            {"type": "Verified", "status": "False", "reason": "UntrustedKey"}]}));
+        let unchecked = gold(Value::Null);
+        assert_eq!(verified_text(&verified), "True");
+        assert_eq!(verified_text(&refused), "False (UntrustedKey)");
+        assert_eq!(verified_text(&unchecked), "Unknown");
+    }
 }
