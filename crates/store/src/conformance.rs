@@ -516,6 +516,39 @@ pub fn retention_prunes_by_age_and_count(s: &dyn Store, _clock: &ManualClock) {
     assert_eq!(ok(s.prune_events(&by_count, now), "prune again"), 0);
 }
 
+/// Retention never removes a node's newest event of a kind: the controller reads facts such
+/// as "this instance was ready once" from the last `Ready` event, however old.
+pub fn retention_keeps_each_nodes_newest_event_of_every_kind(s: &dyn Store, _clock: &ManualClock) {
+    ok(s.append_event(event("w1", "Ready", 0)), "append");
+    ok(s.append_event(event("w2", "Destroyed", 0)), "append");
+    for m in 1..10 {
+        ok(s.append_event(event("w1", "Tick", m)), "append");
+    }
+    let now = t0() + chrono::Duration::minutes(10);
+    let by_age = EventRetention {
+        max_age: Some(Duration::from_secs(5 * 60)),
+        max_count: None,
+    };
+    assert_eq!(ok(s.prune_events(&by_age, now), "prune"), 4);
+    let by_count = EventRetention {
+        max_age: None,
+        max_count: Some(1),
+    };
+    assert_eq!(ok(s.prune_events(&by_count, now), "prune"), 4);
+    let left: Vec<(String, String)> = ok(s.events(&EventQuery::default()), "events")
+        .into_iter()
+        .map(|e| (e.node.unwrap_or_default(), e.kind))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("w1".to_owned(), "Ready".to_owned()),
+            ("w2".to_owned(), "Destroyed".to_owned()),
+            ("w1".to_owned(), "Tick".to_owned()),
+        ]
+    );
+}
+
 /// A journal intent is in flight until completed; the UPID is recorded on the way.
 pub fn journal_intent_is_in_flight_until_completed(s: &dyn Store, clock: &ManualClock) {
     let e = ok(s.journal_begin(intent("w", "clone", 4101)), "begin");
@@ -792,6 +825,7 @@ macro_rules! conformance_tests {
             events_filter_by_node_kind_and_time,
             event_limit_and_follow,
             retention_prunes_by_age_and_count,
+            retention_keeps_each_nodes_newest_event_of_every_kind,
             journal_intent_is_in_flight_until_completed,
             final_journal_entry_cannot_change,
             journal_lease_and_instance_commit_together,

@@ -55,7 +55,8 @@ pub struct EventQuery {
     pub limit: Option<usize>,
 }
 
-/// How long events are kept. Both limits apply when both are set.
+/// How long events are kept. Both limits apply when both are set. A node's newest event of each
+/// kind is always kept (the last `Ready`, `Destroyed`, ... of a node stay readable).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventRetention {
     /// Drop events older than this.

@@ -83,6 +83,10 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Retention spares each node's newest event of every kind.
+const NOT_NEWEST_OF_KIND: &str =
+    "id NOT IN (SELECT max(id) FROM events GROUP BY coalesce(node, ''), kind)";
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves no open transaction behind (rusqlite rolls back on
     // drop), so the connection is still usable.
@@ -320,14 +324,20 @@ impl Store for SqliteStore {
                     .checked_sub_signed(age)
                     .unwrap_or(DateTime::<Utc>::MIN_UTC);
                 removed += conn
-                    .execute("DELETE FROM events WHERE at < ?1", params![ts(cutoff)])
+                    .execute(
+                        &format!("DELETE FROM events WHERE at < ?1 AND {NOT_NEWEST_OF_KIND}"),
+                        params![ts(cutoff)],
+                    )
                     .map_err(sql("prune events by age"))?;
             }
             if let Some(keep) = retention.max_count {
                 removed += conn
                     .execute(
-                        "DELETE FROM events WHERE id <= (
-                             SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                        &format!(
+                            "DELETE FROM events WHERE id <= (
+                                 SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)
+                             AND {NOT_NEWEST_OF_KIND}"
+                        ),
                         params![to_i64(keep, "event retention max_count")?],
                     )
                     .map_err(sql("prune events by count"))?;
