@@ -30,9 +30,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use crate::{
-    AuditCursor, CursorPosition, EventQuery, EventRetention, Expect, InstanceRecord, JournalState,
-    JournalUpdate, LeaseState, ManualClock, NewEvent, NewJournalEntry, NewTaint, Op, OpResult,
-    ResourceKey, ResourceWrite, Severity, Store, StoreError, TaintSource, Txn,
+    AuditCursor, AuditWindow, CursorPosition, EventQuery, EventRetention, Expect, InstanceRecord,
+    JournalState, JournalUpdate, LeaseState, ManualClock, NewEvent, NewJournalEntry, NewTaint, Op,
+    OpResult, ResourceKey, ResourceWrite, Severity, Store, StoreError, TaintSource, Txn,
 };
 
 /// A fresh store under test, its clock, and whatever must live as long as it (a temp dir).
@@ -782,6 +782,103 @@ pub fn audit_cursor_moves_with_its_taints(s: &dyn Store, _clock: &ManualClock) {
     assert!(ok(s.audit_cursor("nope"), "cursor").is_none());
 }
 
+/// An audit window is written with its cursor: replaced whole, deleted when emptied, rolled
+/// back with a failed transaction, and kept apart per scope.
+pub fn audit_window_is_replaced_with_its_cursor_and_deleted_when_empty(
+    s: &dyn Store,
+    _clock: &ManualClock,
+) {
+    let pos = |offset| CursorPosition::File {
+        identity: "dev:64769 ino:1234".into(),
+        offset,
+    };
+    let window = |node: &str, ids: &[&str]| {
+        AuditWindow::new(
+            "files",
+            "worker-denials",
+            node,
+            "fp-1",
+            json!(
+                ids.iter()
+                    .map(|id| json!({"callId": id}))
+                    .collect::<Vec<_>>()
+            ),
+        )
+    };
+    ok(
+        s.commit(
+            Txn::new()
+                .with(Op::SetAuditWindow(window("w1", &["c1", "c2"])))
+                .with(Op::SetAuditWindow(window("w2", &["c3"])))
+                .with(Op::SetAuditCursor(AuditCursor::new("cerbos", pos(100)))),
+        ),
+        "first batch",
+    );
+    let stored = ok(s.audit_windows("files"), "windows");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].node, "w1");
+    assert_eq!(stored[0].fingerprint, "fp-1");
+    assert_eq!(stored[0].calls, json!([{"callId": "c1"}, {"callId": "c2"}]));
+    assert_eq!(stored[0].updated_at, Some(t0()));
+    assert!(ok(s.audit_windows("http"), "other scope").is_empty());
+
+    // Replaced whole; emptied windows disappear.
+    ok(
+        s.commit(
+            Txn::new()
+                .with(Op::SetAuditWindow(window("w1", &["c2", "c4"])))
+                .with(Op::SetAuditWindow(window("w2", &[])))
+                .with(Op::SetAuditCursor(AuditCursor::new("cerbos", pos(200)))),
+        ),
+        "second batch",
+    );
+    let stored = ok(s.audit_windows("files"), "windows");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].calls, json!([{"callId": "c2"}, {"callId": "c4"}]));
+
+    // A failed transaction leaves window and cursor as they were.
+    let err = s.commit(
+        Txn::new()
+            .with(Op::SetAuditWindow(window("w1", &["c5"])))
+            .with(Op::SetAuditCursor(AuditCursor::new("cerbos", pos(300))))
+            .with(Op::ClearTaint {
+                id: 4242,
+                by: "x".into(),
+            }),
+    );
+    assert!(err.is_err());
+    let stored = ok(s.audit_windows("files"), "windows");
+    assert_eq!(stored[0].calls, json!([{"callId": "c2"}, {"callId": "c4"}]));
+    assert_eq!(
+        ok(s.audit_cursor("cerbos"), "cursor")
+            .expect("cursor")
+            .position,
+        pos(200)
+    );
+
+    // Deleting a window that is not there changes nothing; calls must be an array.
+    let outcome = ok(
+        s.commit(Txn::new().with(Op::SetAuditWindow(window("w9", &[])))),
+        "delete absent",
+    );
+    assert!(!outcome.changed);
+    assert_eq!(outcome.results, vec![OpResult::Window]);
+    assert!(matches!(
+        s.commit(Txn::new().with(Op::SetAuditWindow(AuditWindow::new(
+            "files",
+            "p",
+            "w1",
+            "fp",
+            json!({"callId": "c1"}),
+        )))),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        s.commit(Txn::new().with(Op::SetAuditWindow(window("", &["c1"])))),
+        Err(StoreError::InvalidInput { .. })
+    ));
+}
+
 /// Every committed change wakes subscribers with the new revision; failed writes do not.
 pub fn committed_changes_notify_subscribers(s: &dyn Store, _clock: &ManualClock) {
     let mut rx = s.subscribe();
@@ -832,6 +929,7 @@ macro_rules! conformance_tests {
             vmid_leases_never_overlap,
             new_current_instance_supersedes_previous,
             audit_cursor_moves_with_its_taints,
+            audit_window_is_replaced_with_its_cursor_and_deleted_when_empty,
             committed_changes_notify_subscribers
         );
     };

@@ -1,6 +1,6 @@
 //! `store`: the desired-state store. A `Store` trait and its SQLite implementation: resources
-//! with generation/resourceVersion, status, taints, events, the operation journal and audit
-//! cursors.
+//! with generation/resourceVersion, status, taints, events, the operation journal, audit
+//! cursors and audit windows.
 //!
 //! Start with [`Store`] (the contract every backend meets) and [`SqliteStore`] (the embedded
 //! default). Writes go through [`Store::commit`] with a [`Txn`] of [`Op`]s, committed all or
@@ -11,6 +11,7 @@
 //! Must not depend on: the PVE crates, the planner, the model crate or the operator runtime.
 
 mod audit_cursor;
+mod audit_window;
 mod error;
 mod event;
 mod instance;
@@ -25,6 +26,7 @@ mod txn;
 pub mod conformance;
 
 pub use audit_cursor::{AuditCursor, CursorPosition};
+pub use audit_window::AuditWindow;
 pub use error::StoreError;
 pub use event::{Event, EventQuery, EventRetention, NewEvent};
 pub use instance::{InstanceRecord, LeaseState, VmidLease};

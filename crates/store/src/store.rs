@@ -7,10 +7,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::{
-    AuditCursor, Event, EventQuery, EventRetention, Expect, InstanceRecord, JournalEntry,
-    JournalUpdate, Listing, NewEvent, NewJournalEntry, NewTaint, Op, OpResult, Resource,
-    ResourceKey, ResourceWrite, Revision, SharedListing, StoreError, Taint, Txn, TxnOutcome,
-    VmidLease,
+    AuditCursor, AuditWindow, Event, EventQuery, EventRetention, Expect, InstanceRecord,
+    JournalEntry, JournalUpdate, Listing, NewEvent, NewJournalEntry, NewTaint, Op, OpResult,
+    Resource, ResourceKey, ResourceWrite, Revision, SharedListing, StoreError, Taint, Txn,
+    TxnOutcome, VmidLease,
 };
 
 /// The source of the timestamps a store writes itself (`created_at`, `updated_at`,
@@ -143,6 +143,10 @@ pub trait Store: Send + Sync {
 
     /// The cursor of one audit source.
     fn audit_cursor(&self, source: &str) -> Result<Option<AuditCursor>, StoreError>;
+
+    /// The audit windows of one scope (an evaluator shared by one or more audit sources),
+    /// ordered by policy then node. Empty windows are never stored.
+    fn audit_windows(&self, scope: &str) -> Result<Vec<AuditWindow>, StoreError>;
 
     // ---- conveniences built on `commit` ----
 

@@ -5,8 +5,8 @@ use std::ops::RangeInclusive;
 use serde_json::Value;
 
 use crate::{
-    AuditCursor, Expect, InstanceRecord, JournalEntry, JournalUpdate, LeaseState, NewEvent,
-    NewJournalEntry, NewTaint, Resource, ResourceKey, ResourceWrite, Revision, Taint,
+    AuditCursor, AuditWindow, Expect, InstanceRecord, JournalEntry, JournalUpdate, LeaseState,
+    NewEvent, NewJournalEntry, NewTaint, Resource, ResourceKey, ResourceWrite, Revision, Taint,
 };
 
 /// One write inside a [`Txn`].
@@ -87,6 +87,10 @@ pub enum Op {
     /// Move an audit cursor. Put it in the same transaction as the taints derived from the
     /// lines it moves past.
     SetAuditCursor(AuditCursor),
+    /// Replace one audit window (by scope, policy and node) with these calls; an empty
+    /// `calls` array deletes it. Put it in the same transaction as the cursor of the lines
+    /// that changed the window.
+    SetAuditWindow(AuditWindow),
 }
 
 /// An ordered list of writes, committed atomically: every op applies, or none does.
@@ -157,6 +161,8 @@ pub enum OpResult {
     Vmid(u32),
     /// `SetAuditCursor`.
     Cursor,
+    /// `SetAuditWindow`.
+    Window,
 }
 
 /// The result of a committed transaction.

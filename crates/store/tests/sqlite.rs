@@ -5,7 +5,10 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use rusqlite::Connection;
 use serde_json::json;
-use store::{Expect, ResourceKey, ResourceWrite, SqliteStore, Store, StoreError};
+use store::{
+    AuditCursor, AuditWindow, CursorPosition, Expect, Op, ResourceKey, ResourceWrite, SqliteStore,
+    Store, StoreError, Txn,
+};
 
 fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -58,7 +61,7 @@ fn acknowledged_writes_survive_reopening() {
         written.resource_version
     );
     assert_eq!(*store.subscribe().borrow(), written.resource_version);
-    assert_eq!(store.schema_version().expect("schema"), 2);
+    assert_eq!(store.schema_version().expect("schema"), 3);
     store.integrity_check().expect("integrity");
 }
 
@@ -79,7 +82,7 @@ fn database_from_newer_build_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -226,16 +229,50 @@ fn a_version_1_database_is_migrated_and_keeps_its_resources() {
     // Back to what a version-1 build left behind.
     let conn = Connection::open(&path).expect("raw open");
     conn.execute_batch(
-        "DROP INDEX resources_versions; DELETE FROM schema_version WHERE version = 2;",
+        "DROP TABLE audit_windows; DROP INDEX resources_versions;
+         DELETE FROM schema_version WHERE version >= 2;",
     )
     .expect("downgrade");
     drop(conn);
 
     let store = SqliteStore::open(&path).expect("reopen migrates");
-    assert_eq!(store.schema_version().expect("schema"), 2);
+    assert_eq!(store.schema_version().expect("schema"), 3);
     let listed = store.list_shared("Node").expect("list");
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].spec, json!({"n": 1}));
+}
+
+#[test]
+fn a_version_2_database_is_migrated_and_keeps_its_cursors() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("create");
+    let cursor = AuditCursor::new(
+        "file:/var/log/cerbos/audit.log",
+        CursorPosition::LastId { id: "01HX9".into() },
+    );
+    store
+        .commit(Txn::new().with(Op::SetAuditCursor(cursor.clone())))
+        .expect("cursor");
+    drop(store);
+    // Back to what a version-2 build left behind.
+    let conn = Connection::open(&path).expect("raw open");
+    conn.execute_batch("DROP TABLE audit_windows; DELETE FROM schema_version WHERE version = 3;")
+        .expect("downgrade");
+    drop(conn);
+
+    let store = SqliteStore::open(&path).expect("reopen migrates");
+    assert_eq!(store.schema_version().expect("schema"), 3);
+    let kept = store
+        .audit_cursor(&cursor.source)
+        .expect("read")
+        .expect("kept");
+    assert_eq!(kept.position, cursor.position);
+    assert!(store.audit_windows("files").expect("windows").is_empty());
+    let window = AuditWindow::new("files", "p", "worker-1", "fp", json!([{"callId": "c1"}]));
+    store
+        .commit(Txn::new().with(Op::SetAuditWindow(window)))
+        .expect("the new table is writable");
+    assert_eq!(store.audit_windows("files").expect("windows").len(), 1);
 }
 
 /// Writes `n` nodes named `worker-000`.. with spec `{"n": i}`.

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 
 use self::codec::{sql, to_i64, ts};
 use crate::{
-    AuditCursor, Clock, Event, EventQuery, EventRetention, InstanceRecord, JournalEntry, Listing,
-    Resource, ResourceKey, Revision, SharedListing, Store, StoreError, SystemClock, Taint, Txn,
-    TxnOutcome, VmidLease,
+    AuditCursor, AuditWindow, Clock, Event, EventQuery, EventRetention, InstanceRecord,
+    JournalEntry, Listing, Resource, ResourceKey, Revision, SharedListing, Store, StoreError,
+    SystemClock, Taint, Txn, TxnOutcome, VmidLease,
 };
 
 /// How to open a [`SqliteStore`].
@@ -377,5 +377,9 @@ impl Store for SqliteStore {
 
     fn audit_cursor(&self, source: &str) -> Result<Option<AuditCursor>, StoreError> {
         self.read(|conn| read::audit_cursor(conn, source))
+    }
+
+    fn audit_windows(&self, scope: &str) -> Result<Vec<AuditWindow>, StoreError> {
+        self.read(|conn| read::audit_windows(conn, scope))
     }
 }

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::codec::{from_json, from_opt_ts, from_ts, parse_enum, sql, to_i64, to_u64, ts};
 use crate::{
-    AuditCursor, CursorPosition, Event, EventQuery, InstanceRecord, JournalEntry, Resource,
-    ResourceKey, Revision, StoreError, Taint, VmidLease,
+    AuditCursor, AuditWindow, CursorPosition, Event, EventQuery, InstanceRecord, JournalEntry,
+    Resource, ResourceKey, Revision, StoreError, Taint, VmidLease,
 };
 
 type Res<T> = Result<T, StoreError>;
@@ -534,6 +534,35 @@ pub(crate) fn audit_cursor(conn: &Connection, source: &str) -> Res<Option<AuditC
         &[&source],
         "read audit cursor",
         decode_cursor,
+    )
+}
+
+fn decode_window(row: &Row<'_>) -> Res<AuditWindow> {
+    const OP: &str = "read audit window";
+    let scope: String = col(row, 0, OP)?;
+    let policy: String = col(row, 1, OP)?;
+    let node: String = col(row, 2, OP)?;
+    let what = format!("audit window {scope}/{policy}/{node}");
+    let calls: String = col(row, 4, OP)?;
+    Ok(AuditWindow {
+        fingerprint: col(row, 3, OP)?,
+        calls: from_json(&calls, &what)?,
+        updated_at: Some(from_ts(col(row, 5, OP)?, &what)?),
+        scope,
+        policy,
+        node,
+    })
+}
+
+/// The audit windows of one scope, ordered by policy then node.
+pub(crate) fn audit_windows(conn: &Connection, scope: &str) -> Res<Vec<AuditWindow>> {
+    collect(
+        conn,
+        "SELECT scope, policy, node, fingerprint, calls, updated_at FROM audit_windows
+         WHERE scope = ?1 ORDER BY policy, node",
+        &[&scope],
+        "list audit windows",
+        decode_window,
     )
 }
 

@@ -9,10 +9,24 @@ use crate::StoreError;
 
 /// Migration steps, applied in order, each in its own transaction. Never edit a released step:
 /// append a new one.
-const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(u32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema version this build knows.
-pub(crate) const LATEST: u32 = 2;
+pub(crate) const LATEST: u32 = 3;
+
+/// Version 3: the audit windows (the calls each TaintPolicy has counted on each node), written
+/// in the same transaction as the audit cursors so that a restart resumes them exactly.
+const V3: &str = r#"
+CREATE TABLE audit_windows (
+    scope       TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    calls       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (scope, policy, node)
+) WITHOUT ROWID;
+"#;
 
 /// Version 2: a covering index of every resource's version, so a listing learns what changed
 /// without reading the (large, often overflowing) spec and status of every row.

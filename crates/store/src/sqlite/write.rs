@@ -9,8 +9,9 @@ use rusqlite::{Connection, params};
 use super::codec::{from_ts, sql, to_i64, to_json, ts};
 use super::read;
 use crate::{
-    AuditCursor, Expect, InstanceRecord, JournalUpdate, LeaseState, NewEvent, NewJournalEntry,
-    NewTaint, Op, OpResult, Resource, ResourceKey, ResourceWrite, Revision, StoreError,
+    AuditCursor, AuditWindow, Expect, InstanceRecord, JournalUpdate, LeaseState, NewEvent,
+    NewJournalEntry, NewTaint, Op, OpResult, Resource, ResourceKey, ResourceWrite, Revision,
+    StoreError,
 };
 
 type Res<T> = Result<T, StoreError>;
@@ -53,6 +54,7 @@ pub(crate) fn apply(conn: &Connection, ctx: &mut WriteCtx<'_>, op: Op) -> Res<Op
         Op::SetLeaseState { vmid, state } => set_lease_state(conn, ctx, vmid, state),
         Op::ReleaseVmid { vmid } => release_vmid(conn, ctx, vmid),
         Op::SetAuditCursor(c) => set_audit_cursor(conn, ctx, &c),
+        Op::SetAuditWindow(w) => set_audit_window(conn, ctx, &w),
     }
 }
 
@@ -593,4 +595,46 @@ fn set_audit_cursor(conn: &Connection, ctx: &mut WriteCtx<'_>, c: &AuditCursor) 
     .map_err(sql("set audit cursor"))?;
     ctx.changed = true;
     Ok(OpResult::Cursor)
+}
+
+fn set_audit_window(conn: &Connection, ctx: &mut WriteCtx<'_>, w: &AuditWindow) -> Res<OpResult> {
+    non_empty(&w.scope, "audit window scope")?;
+    non_empty(&w.policy, "audit window policy")?;
+    non_empty(&w.node, "audit window node")?;
+    if w.is_empty() {
+        let n = conn
+            .prepare_cached(
+                "DELETE FROM audit_windows WHERE scope = ?1 AND policy = ?2 AND node = ?3",
+            )
+            .map_err(sql("delete audit window"))?
+            .execute(params![w.scope, w.policy, w.node])
+            .map_err(sql("delete audit window"))?;
+        ctx.changed |= n > 0;
+        return Ok(OpResult::Window);
+    }
+    if !w.calls.is_array() {
+        return Err(StoreError::InvalidInput {
+            what: "audit window calls",
+            reason: "must be a JSON array".to_owned(),
+        });
+    }
+    conn.prepare_cached(
+        "INSERT INTO audit_windows (scope, policy, node, fingerprint, calls, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (scope, policy, node) DO UPDATE SET fingerprint = excluded.fingerprint,
+                                                         calls = excluded.calls,
+                                                         updated_at = excluded.updated_at",
+    )
+    .map_err(sql("set audit window"))?
+    .execute(params![
+        w.scope,
+        w.policy,
+        w.node,
+        w.fingerprint,
+        to_json(&w.calls, "audit window calls")?,
+        ctx.now
+    ])
+    .map_err(sql("set audit window"))?;
+    ctx.changed = true;
+    Ok(OpResult::Window)
 }
