@@ -137,14 +137,58 @@ pub struct StoreConfig {
     /// The SQLite database file. Default `/var/lib/reborn/reborn.db`.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// How long events are kept (the daemon prunes at start and hourly).
+    #[serde(default)]
+    pub event_retention: EventRetentionConfig,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            event_retention: EventRetentionConfig::default(),
         }
     }
+}
+
+/// Event retention: events older than `maxAge`, and beyond the newest `maxCount`, are removed;
+/// each node's newest event of every kind is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventRetentionConfig {
+    /// Default 90 days.
+    #[serde(default = "default_event_max_age")]
+    pub max_age: model::Duration,
+    /// Default 1,000,000 events.
+    #[serde(default = "default_event_max_count")]
+    pub max_count: u64,
+}
+
+impl Default for EventRetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: default_event_max_age(),
+            max_count: default_event_max_count(),
+        }
+    }
+}
+
+impl EventRetentionConfig {
+    /// The store's retention limits.
+    pub fn retention(&self) -> store::EventRetention {
+        store::EventRetention {
+            max_age: Some(self.max_age.to_std()),
+            max_count: Some(self.max_count),
+        }
+    }
+}
+
+fn default_event_max_age() -> model::Duration {
+    model::Duration::from_secs(90 * 86_400).expect("90 days is a valid duration")
+}
+
+fn default_event_max_count() -> u64 {
+    1_000_000
 }
 
 fn default_store_path() -> PathBuf {
@@ -648,6 +692,28 @@ mod tests {
         assert_eq!(webhook.max_body_bytes, DEFAULT_WEBHOOK_BODY_BYTES);
         assert_eq!(config.audit.ingest_tokens.len(), 1);
         assert_eq!(config.audit.max_ingest_bytes, DEFAULT_MAX_INGEST_BYTES);
+    }
+
+    #[test]
+    fn example_config_spells_out_the_event_retention_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/reborn.yaml");
+        let text = std::fs::read_to_string(path).expect("examples/reborn.yaml");
+        let config: DaemonConfig = serde_yaml::from_str(&text).expect("valid");
+        assert_eq!(
+            config.store.event_retention,
+            EventRetentionConfig::default()
+        );
+        let minimal: DaemonConfig = serde_yaml::from_str(
+            "pve: {endpoint: 'https://pve:8006', tokenId: 'a@pve!b', tokenSecret: {env: X}}\n\
+             store: {path: /tmp/r.db, eventRetention: {maxAge: 7d}}\n",
+        )
+        .expect("valid");
+        let retention = minimal.store.event_retention.retention();
+        assert_eq!(
+            retention.max_age,
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(retention.max_count, Some(1_000_000));
     }
 
     #[test]

@@ -119,7 +119,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
         .iter()
         .map(|s| s.path.clone())
         .collect();
-    let tailers = spawn_audit_tailers(&paths, daemon.store.clone(), stop_rx);
+    let tailers = spawn_audit_tailers(&paths, daemon.store.clone(), stop_rx.clone());
+    let pruning = spawn_event_pruning(
+        daemon.store.clone(),
+        resolved.config.store.event_retention.retention(),
+        PRUNE_EVERY,
+        stop_rx,
+    );
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -128,6 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     for tailer in tailers {
         let _ = tailer.await;
     }
+    let _ = pruning.await;
     api.await
         .context("the API task")?
         .context("the operator API")?;
@@ -201,6 +208,37 @@ async fn follow_store(
     }
 }
 
+/// How often the daemon prunes events (and once at start).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Prunes events by `retention` now and then every `every` until stopped. A failure is logged
+/// and tried again next time: pruning never stops the daemon.
+pub fn spawn_event_pruning(
+    store: Arc<dyn Store>,
+    retention: store::EventRetention,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let s = store.clone();
+            let pruned =
+                tokio::task::spawn_blocking(move || s.prune_events(&retention, chrono::Utc::now()))
+                    .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!(removed, "old events pruned"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning events failed"),
+                Err(e) => tracing::warn!(error = %e, "the event pruning task failed"),
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
 /// Resolves when the stop flag is set.
 pub async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
@@ -224,5 +262,59 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old_event(node: &str, kind: &str, days_ago: i64) -> store::NewEvent {
+        store::NewEvent {
+            at: chrono::Utc::now() - chrono::Duration::days(days_ago),
+            node: Some(node.to_owned()),
+            kind: kind.to_owned(),
+            message: format!("{kind} {days_ago} days ago"),
+            data: serde_json::json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_daemon_prunes_old_events_at_start_and_keeps_each_nodes_last_of_a_kind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("reborn.db")).expect("store"));
+        for e in [
+            old_event("worker-1", "Ready", 200),
+            old_event("worker-1", "Stopped", 150),
+            old_event("worker-1", "Stopped", 120),
+            old_event("worker-1", "Stopped", 1),
+        ] {
+            store.append_event(e).expect("append");
+        }
+        let retention = operator::config::EventRetentionConfig::default().retention();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = spawn_event_pruning(
+            store.clone(),
+            retention,
+            std::time::Duration::from_secs(3600),
+            stop_rx,
+        );
+        let mut left = Vec::new();
+        for _ in 0..200 {
+            left = store
+                .events(&store::EventQuery::default())
+                .expect("events")
+                .into_iter()
+                .map(|e| e.message)
+                .collect();
+            if left.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(left, ["Ready 200 days ago", "Stopped 1 days ago"]);
+        stop_tx.send(true).expect("stop");
+        task.await.expect("the task ends when stopped");
     }
 }
