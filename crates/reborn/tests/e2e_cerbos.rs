@@ -5,34 +5,23 @@
 //! exactly that worker (evidence: the callIds Cerbos returned) and replaces its VM. The benign
 //! worker at 127.0.0.22 keeps its VM.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod e2e_support;
 
-use assert_cmd::cargo::CommandCargoExt;
-use model::attestation::{self, AttestationKey, Statement};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use e2e_support::{
+    API_TOKEN, GOLD_DIGEST, KEY_SEED, Running, cli, cli_json, free_port, nodes, sim_config,
+    spawn_until, wait_for,
+};
+use model::attestation::AttestationKey;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const API_TOKEN: &str = "e2e-cerbos-operator-token-0123456789";
 const CERBOS_VERSION: &str = "0.55.0";
-/// The seed of the key that signs the sim's template (its public key is the GoldImage's).
-const KEY_SEED: [u8; 32] = [0x5e; 32];
-const GOLD_DIGEST: &str = "sha256:3b1f8a6c0e2d4f5a7b9c1d3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192";
 const COMPROMISED: &str = "127.0.0.21";
 const BENIGN: &str = "127.0.0.22";
 const DENY_RULE: &str = "resource.tenant_document.vdefault#deny-cross-tenant";
-
-/// Kills the child when dropped, so a failing assertion leaves no process behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -66,117 +55,11 @@ fn cerbos_binary() -> PathBuf {
     bin
 }
 
-/// Starts `reborn ARGS`, returns it and its stdout lines until `until` matched (inclusive).
-fn spawn_until(args: &[&str], envs: &[(&str, &str)], until: &str) -> (Running, Vec<String>) {
-    let mut cmd = Command::cargo_bin("reborn").expect("reborn binary");
-    cmd.args(args)
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("spawn reborn");
-    let stdout = child.stdout.take().expect("stdout");
-    let running = Running(child);
-    let mut lines = Vec::new();
-    let mut reader = BufReader::new(stdout).lines();
-    for line in reader.by_ref() {
-        let line = line.expect("utf-8 line");
-        let done = line.starts_with(until);
-        lines.push(line);
-        if done {
-            // Keep draining: a closed pipe would fail the child's next print.
-            std::thread::spawn(move || reader.for_each(drop));
-            return (running, lines);
-        }
-    }
-    panic!("reborn {args:?} ended before printing {until:?}: {lines:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn cli(server: &str, args: &[&str]) -> Output {
-    Command::cargo_bin("reborn")
-        .expect("reborn binary")
-        .args(args)
-        .env("REBORN_SERVER", server)
-        .env("REBORN_TOKEN", API_TOKEN)
-        .output()
-        .expect("run the reborn CLI")
-}
-
-fn cli_json(server: &str, args: &[&str]) -> Value {
-    let out = cli(server, args);
-    assert!(
-        out.status.success(),
-        "reborn {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-/// (node name, ready, vmid) from `reborn get nodes -o json`.
-fn nodes(server: &str) -> Vec<(String, bool, Option<u64>)> {
-    let list = cli_json(server, &["get", "nodes", "-o", "json"]);
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|n| {
-            let ready = n["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            (
-                n["name"].as_str().unwrap_or_default().to_owned(),
-                ready,
-                n["instance"]["vmid"].as_u64(),
-            )
-        })
-        .collect()
-}
-
 fn vmid_of(nodes: &[(String, bool, Option<u64>)], name: &str) -> Option<u64> {
     nodes
         .iter()
         .find(|(n, ..)| n == name)
         .and_then(|(.., v)| *v)
-}
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The simulator's config: template 9001 attested as image `gold` the way
-/// `reborn gold register` writes it (signed statement in the description, image tag).
-fn sim_config() -> String {
-    let statement = Statement {
-        name: "gold".parse().expect("image name"),
-        version: "20260101.000000".to_owned(),
-        digest: GOLD_DIGEST.parse().expect("digest"),
-        created: "2026-01-01T00:00:00Z".parse().expect("time"),
-        builder: "reborn e2e tests".to_owned(),
-    };
-    let signed =
-        attestation::sign(statement, &AttestationKey::from_seed(&KEY_SEED)).expect("signs");
-    let description = attestation::description_with_attestation("", &signed);
-    let tag = signed.statement.tag().expect("image tag").to_string();
-    let config = json!({"templates": [{
-        "vmid": 9001, "name": "debian-12-shared", "node": "pve1", "storage": "shared",
-        "config": {"description": description, "tags": tag},
-    }]});
-    serde_yaml::to_string(&config).expect("sim config as YAML")
 }
 
 fn manifests() -> String {
