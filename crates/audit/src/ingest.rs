@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use store::{AuditCursor, CursorPosition, NewEvent, NewTaint, Op, OpResult, Store, Taint, Txn};
+use store::{
+    AuditCursor, AuditWindow, CursorPosition, NewEvent, NewTaint, Op, OpResult, Store, Taint, Txn,
+};
 
 use crate::attribution::{AddressBook, NodeAddresses};
 use crate::decode::{DecodeError, Entry, decode_line};
@@ -13,6 +15,9 @@ use crate::policy::{CompiledPolicy, EvalStats, Evaluator};
 
 /// The event kind appended next to every taint a policy raises.
 pub const TAINT_EVENT_KIND: &str = "CerbosTaintRaised";
+
+/// The window scope of an [`Ingestor`] unless [`Ingestor::with_window_scope`] names another.
+pub const DEFAULT_WINDOW_SCOPE: &str = "default";
 
 /// Counts and results of one ingested batch.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +84,15 @@ pub enum IngestError {
         #[source]
         source: store::StoreError,
     },
+    /// The persisted windows could not be read.
+    #[error("loading the audit windows of scope {scope:?} failed")]
+    LoadWindows {
+        /// The ingestor's window scope.
+        scope: String,
+        /// The store's error.
+        #[source]
+        source: store::StoreError,
+    },
     /// The store answered with results of the wrong shape.
     #[error("store returned an unexpected result for audit source {source_name:?}")]
     UnexpectedResult {
@@ -89,11 +103,19 @@ pub enum IngestError {
 
 /// Decodes, joins and evaluates audit lines, keeping the join and window state between
 /// batches. One ingestor per audit source (or shared, behind a lock).
+///
+/// The sliding windows are durable: [`Ingestor::commit_batch`] loads the windows persisted
+/// under the ingestor's *window scope* before its first batch, and commits the windows each
+/// batch changed in the same transaction as that batch's taints and cursor. Sources that share
+/// an ingestor share its windows (and scope); each keeps its own cursor. Two ingestors on one
+/// store need different scopes. The join state is not persisted (it is only accounting).
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     evaluator: Evaluator,
     joiner: Joiner,
     addresses: AddressBook,
+    scope: String,
+    windows_loaded: bool,
 }
 
 impl Ingestor {
@@ -103,7 +125,63 @@ impl Ingestor {
             evaluator: Evaluator::new(policies),
             joiner: Joiner::default(),
             addresses,
+            scope: DEFAULT_WINDOW_SCOPE.to_owned(),
+            windows_loaded: false,
         }
+    }
+
+    /// Persists and restores the windows under `scope` instead of [`DEFAULT_WINDOW_SCOPE`].
+    #[must_use]
+    pub fn with_window_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// The scope the windows are persisted under.
+    pub fn window_scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// Restores the windows persisted under this ingestor's scope, once: later calls do
+    /// nothing. [`Ingestor::commit_batch`] calls it before its first batch; callers that
+    /// commit with [`Ingestor::window_ops`] themselves call it before their first
+    /// [`Ingestor::process`]. Returns how many calls were restored.
+    ///
+    /// # Errors
+    /// The store failed; nothing was restored and the next call tries again.
+    pub fn load_windows(&mut self, store: &dyn Store) -> Result<usize, IngestError> {
+        if self.windows_loaded {
+            return Ok(0);
+        }
+        let rows = store
+            .audit_windows(&self.scope)
+            .map_err(|source| IngestError::LoadWindows {
+                scope: self.scope.clone(),
+                source,
+            })?;
+        let windows = rows.len();
+        let restored = self.evaluator.restore_windows(rows);
+        self.windows_loaded = true;
+        if windows > 0 {
+            tracing::info!(scope = %self.scope, windows, calls = restored, "restored Cerbos policy windows");
+        }
+        Ok(restored)
+    }
+
+    /// The store writes of the windows changed since the last committed batch: commit them
+    /// in the transaction that moves the cursor past the lines that changed them, then call
+    /// [`Ingestor::windows_committed`].
+    pub fn window_ops(&self) -> Vec<Op> {
+        self.evaluator
+            .window_writes(&self.scope)
+            .into_iter()
+            .map(Op::SetAuditWindow)
+            .collect()
+    }
+
+    /// Records that the writes of [`Ingestor::window_ops`] were committed.
+    pub fn windows_committed(&mut self) {
+        self.evaluator.windows_written();
     }
 
     /// Replaces the policies (windows of unchanged policies survive).
@@ -230,11 +308,16 @@ impl Ingestor {
         data: &[u8],
         cursor: Option<CursorPosition>,
     ) -> Result<IngestReport, IngestError> {
+        self.load_windows(store)?;
         let saved = (self.evaluator.clone(), self.joiner.clone());
         let mut report = IngestReport::default();
         let drafts = self.process(data, &mut report);
-        match commit(store, source, drafts, cursor, &mut report) {
-            Ok(()) => Ok(report),
+        let windows = self.evaluator.window_writes(&self.scope);
+        match commit(store, source, drafts, windows, cursor, &mut report) {
+            Ok(()) => {
+                self.evaluator.windows_written();
+                Ok(report)
+            }
             Err(e) => {
                 (self.evaluator, self.joiner) = saved;
                 Err(e)
@@ -293,6 +376,7 @@ fn commit(
     store: &dyn Store,
     source: &str,
     drafts: Vec<NewTaint>,
+    windows: Vec<AuditWindow>,
     cursor: Option<CursorPosition>,
     report: &mut IngestReport,
 ) -> Result<(), IngestError> {
@@ -313,6 +397,9 @@ fn commit(
                 "callIds": t.evidence.get("callIds"),
             }),
         }));
+    }
+    for w in windows {
+        txn.push(Op::SetAuditWindow(w));
     }
     if let Some(c) = &cursor {
         txn.push(Op::SetAuditCursor(AuditCursor::new(source, c.clone())));

@@ -24,7 +24,7 @@ pub mod tail;
 
 pub use attribution::{AddressBook, Attributed, NodeAddresses, attribute, peer_ip};
 pub use decode::{DecodeError, Entry, decode_line};
-pub use ingest::{IngestError, IngestReport, Ingestor, TAINT_EVENT_KIND};
+pub use ingest::{DEFAULT_WINDOW_SCOPE, IngestError, IngestReport, Ingestor, TAINT_EVENT_KIND};
 pub use join::{JoinedCall, Joiner};
 pub use policy::{CompiledPolicy, EvalStats, Evaluator};
 pub use tail::{FileIdentity, FileSourceConfig, FileTailer, TailBatch, TailError, run_file_source};

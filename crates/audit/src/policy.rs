@@ -4,17 +4,21 @@
 //! one matching action result, per node, within the window measured in log time (the entries'
 //! own timestamps). The same `callId` is never counted twice. When the count is reached, a
 //! taint is drafted carrying every counted call as evidence and the window starts over.
+//!
+//! Windows are durable: [`Evaluator::window_writes`] lists the windows changed since the last
+//! commit as [`store::AuditWindow`] rows (committed with the cursor that moved past the lines),
+//! and [`Evaluator::restore_windows`] loads them back after a restart.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::{AttributionSource, TaintAction, TaintPolicy, TaintPolicySpec};
 use serde_json::{Map, Value, json};
-use store::{NewTaint, TaintSource};
+use store::{AuditWindow, NewTaint, TaintSource};
 
 use crate::attribution::{NodeAddresses, attribute_with, peer_ip};
 use crate::call_key::{CallKey, KeyHashState};
@@ -51,6 +55,17 @@ impl CompiledPolicy {
     pub fn with_output_value(mut self, key: impl Into<String>, value: Value) -> Self {
         self.output_values.push((key.into(), value));
         self
+    }
+
+    /// Identifies the spec and output values (not the name) for persisted windows: a window
+    /// stored under another fingerprint was counted under other rules and is dropped. A
+    /// 64-bit FNV-1a hash of their JSON, in hex.
+    pub fn fingerprint(&self) -> String {
+        let text = serde_json::to_string(&(&self.spec, &self.output_values)).unwrap_or_default();
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
     }
 
     /// The store key of the taints this policy raises.
@@ -267,6 +282,45 @@ impl Counted {
         }
     }
 
+    /// Packs a call read back from the store.
+    fn from_call(c: CountedCall) -> Self {
+        let mut text = String::with_capacity(c.peer_address.len() + 128 * c.hits.len());
+        text.push_str(&c.peer_address);
+        let peer_end = text.len();
+        let mut push = |s: &str| {
+            let start = text.len();
+            text.push_str(s);
+            (start, text.len())
+        };
+        let shown = c.hits.len().min(MAX_HITS_PER_CALL);
+        let hits = c
+            .hits
+            .into_iter()
+            .take(MAX_HITS_PER_CALL)
+            .map(|h| PackedHit {
+                spans: [
+                    push(&h.principal),
+                    push(&h.resource_kind),
+                    push(&h.resource_id),
+                    push(&h.action),
+                    push(&h.policy),
+                    push(h.rule.as_deref().unwrap_or_default()),
+                ],
+                has_rule: h.rule.is_some(),
+                effect: h.effect,
+                output: h.output.map(|v| KeptOutput::Value(Arc::new(v))),
+            })
+            .collect();
+        Counted {
+            call_id: CallKey::new(&c.call_id),
+            timestamp: c.timestamp,
+            text,
+            peer_end,
+            hits,
+            total_hits: c.total_hits.max(shown),
+        }
+    }
+
     fn unpack(self) -> CountedCall {
         let text = self.text;
         let span = |(start, end): (usize, usize)| text.get(start..end).unwrap_or_default();
@@ -304,6 +358,50 @@ impl Counted {
 struct Window {
     calls: VecDeque<Counted>,
     ids: HashSet<CallKey, KeyHashState>,
+    /// Changed since the last committed [`Evaluator::window_writes`].
+    dirty: bool,
+}
+
+impl Window {
+    /// Counts `call` unless its callId is already in; keeps time order.
+    fn insert(&mut self, call: Counted) -> bool {
+        if !self.ids.insert(call.call_id.clone()) {
+            return false;
+        }
+        let timestamp = call.timestamp;
+        // Calls mostly come in time order: the back is the usual place.
+        let at = if self.calls.back().is_none_or(|c| c.timestamp <= timestamp) {
+            self.calls.len()
+        } else {
+            self.calls.partition_point(|c| c.timestamp <= timestamp)
+        };
+        self.calls.insert(at, call);
+        self.dirty = true;
+        true
+    }
+
+    /// Drops the calls older than `span` before the newest one.
+    fn expire(&mut self, span: chrono::Duration) {
+        if let Some(newest) = self.calls.back().map(|c| c.timestamp) {
+            while self
+                .calls
+                .front()
+                .is_some_and(|c| c.timestamp <= newest - span)
+            {
+                if let Some(old) = self.calls.pop_front() {
+                    self.ids.remove(old.call_id.as_bytes());
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+}
+
+/// The window length of a policy.
+fn window_span(policy: &CompiledPolicy) -> chrono::Duration {
+    chrono::Duration::seconds(
+        i64::try_from(policy.spec.threshold.window.as_secs()).unwrap_or(i64::MAX / 1000),
+    )
 }
 
 /// At most this many calls are detailed in a taint's evidence (the newest); `callIds` lists
@@ -320,6 +418,14 @@ pub struct Evaluator {
     windows: Vec<(String, HashMap<String, Window>)>,
     /// For each policy, its entry in `windows`.
     slots: Vec<usize>,
+    /// For each policy, [`CompiledPolicy::fingerprint`].
+    fingerprints: Vec<String>,
+    /// Persisted windows read while no policy was loaded: adopted or dropped by the next
+    /// [`Evaluator::set_policies`].
+    parked: Vec<AuditWindow>,
+    /// (policy, node) of windows dropped since the last committed write: deleted from the
+    /// store by the next [`Evaluator::window_writes`].
+    dropped: BTreeSet<(String, String)>,
     /// The hits of the policy being evaluated (kept to reuse its allocation).
     scratch: Vec<HitAt>,
 }
@@ -344,11 +450,15 @@ impl Evaluator {
             .filter(|p| self.policies.contains(p))
             .map(|p| p.name.clone())
             .collect();
-        let mut old: HashMap<String, HashMap<String, Window>> = self
-            .windows
-            .drain(..)
-            .filter(|(name, _)| keep.contains(name))
-            .collect();
+        let mut old: HashMap<String, HashMap<String, Window>> = HashMap::new();
+        for (name, by_node) in self.windows.drain(..) {
+            if keep.contains(&name) {
+                old.insert(name, by_node);
+            } else {
+                self.dropped
+                    .extend(by_node.into_keys().map(|node| (name.clone(), node)));
+            }
+        }
         self.slots.clear();
         for p in &policies {
             let slot = match self.windows.iter().position(|(name, _)| *name == p.name) {
@@ -361,7 +471,115 @@ impl Evaluator {
             };
             self.slots.push(slot);
         }
+        self.fingerprints = policies.iter().map(CompiledPolicy::fingerprint).collect();
         self.policies = policies;
+        let parked = std::mem::take(&mut self.parked);
+        self.restore_windows(parked);
+    }
+
+    /// Loads windows persisted by [`Evaluator::window_writes`] (after a restart). A window
+    /// whose policy has the same name and fingerprint is restored (merged with what is already
+    /// counted; calls beyond the window rule expire); the others are dropped and deleted from
+    /// the store by the next write. While no policy is loaded at all, windows wait for the
+    /// next [`Evaluator::set_policies`]. Returns how many calls were restored.
+    pub fn restore_windows(&mut self, rows: Vec<AuditWindow>) -> usize {
+        let mut restored = 0;
+        for row in rows {
+            if self.policies.is_empty() {
+                self.parked.push(row);
+                continue;
+            }
+            let found = self
+                .policies
+                .iter()
+                .zip(&self.fingerprints)
+                .zip(&self.slots)
+                .find(|((p, _), _)| p.name == row.policy);
+            let Some(((policy, fingerprint), &slot)) = found else {
+                tracing::info!(policy = %row.policy, node = %row.node, "persisted Cerbos window dropped: its TaintPolicy is gone");
+                self.dropped.insert((row.policy, row.node));
+                continue;
+            };
+            if *fingerprint != row.fingerprint {
+                tracing::info!(policy = %row.policy, node = %row.node, "persisted Cerbos window dropped: its TaintPolicy changed");
+                self.dropped.insert((row.policy, row.node));
+                continue;
+            }
+            let span = window_span(policy);
+            let Some((_, by_node)) = self.windows.get_mut(slot) else {
+                continue;
+            };
+            let window = node_window(by_node, &row.node);
+            let calls = row.calls.as_array().map(Vec::as_slice).unwrap_or_default();
+            for value in calls {
+                match call_from_value(value) {
+                    Some(call) => {
+                        let dirty = window.dirty;
+                        if window.insert(Counted::from_call(call)) {
+                            restored += 1;
+                        }
+                        // Restored as stored: not a change to write back.
+                        window.dirty = dirty;
+                    }
+                    None => {
+                        tracing::warn!(policy = %row.policy, node = %row.node, "unreadable call in a persisted Cerbos window skipped");
+                    }
+                }
+            }
+            let before = window.calls.len();
+            window.expire(span);
+            if window.calls.len() != before {
+                window.dirty = true;
+            }
+        }
+        restored
+    }
+
+    /// The windows changed since the last [`Evaluator::windows_written`], as store rows of
+    /// `scope`: every call each one holds (an empty window deletes its row). Commit them with
+    /// the cursor of the lines that changed them, then call [`Evaluator::windows_written`].
+    pub fn window_writes(&self, scope: &str) -> Vec<AuditWindow> {
+        let mut out: BTreeMap<(&str, &str), AuditWindow> = BTreeMap::new();
+        for (policy, node) in &self.dropped {
+            out.insert(
+                (policy, node),
+                AuditWindow::new(scope, policy, node, "", Value::Array(Vec::new())),
+            );
+        }
+        for (name, by_node) in &self.windows {
+            let fingerprint = self
+                .policies
+                .iter()
+                .position(|p| p.name == *name)
+                .and_then(|i| self.fingerprints.get(i))
+                .map_or("", String::as_str);
+            for (node, window) in by_node {
+                if !window.dirty && !self.dropped.contains(&(name.clone(), node.clone())) {
+                    continue;
+                }
+                let calls = window
+                    .calls
+                    .iter()
+                    .map(|c| call_value(c.clone().unpack()))
+                    .collect();
+                out.insert(
+                    (name, node),
+                    AuditWindow::new(scope, name, node, fingerprint, Value::Array(calls)),
+                );
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Marks the writes of [`Evaluator::window_writes`] as committed.
+    pub fn windows_written(&mut self) {
+        self.dropped.clear();
+        for (_, by_node) in &mut self.windows {
+            by_node.retain(|_, w| {
+                w.dirty = false;
+                !w.calls.is_empty()
+            });
+        }
     }
 
     /// How many calls are currently counted for `policy` on `node`.
@@ -436,34 +654,14 @@ impl Evaluator {
                 continue;
             };
             let window = node_window(by_node, node);
-            let key = CallKey::new(call_id);
-            if !window.ids.insert(key.clone()) {
+            if window.ids.contains(call_id.as_bytes()) {
                 stats.duplicates += 1;
                 continue;
             }
-            let call = Counted::pack(key, entry, check, timestamp, hits);
-            // Calls mostly come in time order: the back is the usual place.
-            let at = if window.calls.back().is_none_or(|c| c.timestamp <= timestamp) {
-                window.calls.len()
-            } else {
-                window.calls.partition_point(|c| c.timestamp <= timestamp)
-            };
-            window.calls.insert(at, call);
+            let call = Counted::pack(CallKey::new(call_id), entry, check, timestamp, hits);
+            window.insert(call);
             stats.counted += 1;
-            let span = chrono::Duration::seconds(
-                i64::try_from(policy.spec.threshold.window.as_secs()).unwrap_or(i64::MAX / 1000),
-            );
-            if let Some(newest) = window.calls.back().map(|c| c.timestamp) {
-                while window
-                    .calls
-                    .front()
-                    .is_some_and(|c| c.timestamp <= newest - span)
-                {
-                    if let Some(old) = window.calls.pop_front() {
-                        window.ids.remove(old.call_id.as_bytes());
-                    }
-                }
-            }
+            window.expire(window_span(policy));
             if window.calls.len() >= policy.spec.threshold.count as usize {
                 window.ids.clear();
                 let calls: Vec<CountedCall> = window.calls.drain(..).map(Counted::unpack).collect();
@@ -559,39 +757,7 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
     let detailed: Vec<Value> = calls
         .into_iter()
         .skip(counted.saturating_sub(MAX_EVIDENCE_CALLS))
-        .map(|c| {
-            let hits = c
-                .hits
-                .into_iter()
-                .map(|h| {
-                    let mut resource = Map::new();
-                    resource.insert("kind".to_owned(), Value::String(h.resource_kind));
-                    resource.insert("id".to_owned(), Value::String(h.resource_id));
-                    let mut hit = Map::new();
-                    hit.insert("principal".to_owned(), Value::String(h.principal));
-                    hit.insert("resource".to_owned(), Value::Object(resource));
-                    hit.insert("action".to_owned(), Value::String(h.action));
-                    hit.insert("effect".to_owned(), Value::from(h.effect.as_str()));
-                    hit.insert("policy".to_owned(), Value::String(h.policy));
-                    hit.insert("rule".to_owned(), h.rule.map_or(Value::Null, Value::String));
-                    hit.insert("output".to_owned(), h.output.unwrap_or(Value::Null));
-                    Value::Object(hit)
-                })
-                .collect();
-            let mut call = Map::new();
-            call.insert("callId".to_owned(), Value::String(c.call_id));
-            call.insert(
-                "timestamp".to_owned(),
-                Value::String(
-                    c.timestamp
-                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                ),
-            );
-            call.insert("peerAddress".to_owned(), Value::String(c.peer_address));
-            call.insert("matchedActions".to_owned(), Value::from(c.total_hits));
-            call.insert("hits".to_owned(), Value::Array(hits));
-            Value::Object(call)
-        })
+        .map(call_value)
         .collect();
     if let Value::Object(m) = &mut evidence {
         m.insert("callIds".to_owned(), call_ids);
@@ -610,6 +776,91 @@ fn draft(policy: &CompiledPolicy, node: &str, via: &str, calls: Vec<CountedCall>
         created_by: format!("taintpolicy/{}", policy.name),
         expires_at,
     }
+}
+
+/// One counted call as JSON: the shape of a taint's `evidence.calls[]` and of a persisted
+/// window's calls.
+fn call_value(c: CountedCall) -> Value {
+    let hits = c
+        .hits
+        .into_iter()
+        .map(|h| {
+            let mut resource = Map::new();
+            resource.insert("kind".to_owned(), Value::String(h.resource_kind));
+            resource.insert("id".to_owned(), Value::String(h.resource_id));
+            let mut hit = Map::new();
+            hit.insert("principal".to_owned(), Value::String(h.principal));
+            hit.insert("resource".to_owned(), Value::Object(resource));
+            hit.insert("action".to_owned(), Value::String(h.action));
+            hit.insert("effect".to_owned(), Value::from(h.effect.as_str()));
+            hit.insert("policy".to_owned(), Value::String(h.policy));
+            hit.insert("rule".to_owned(), h.rule.map_or(Value::Null, Value::String));
+            hit.insert("output".to_owned(), h.output.unwrap_or(Value::Null));
+            Value::Object(hit)
+        })
+        .collect();
+    let mut call = Map::new();
+    call.insert("callId".to_owned(), Value::String(c.call_id));
+    call.insert(
+        "timestamp".to_owned(),
+        Value::String(
+            c.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ),
+    );
+    call.insert("peerAddress".to_owned(), Value::String(c.peer_address));
+    call.insert("matchedActions".to_owned(), Value::from(c.total_hits));
+    call.insert("hits".to_owned(), Value::Array(hits));
+    Value::Object(call)
+}
+
+/// Reads back a call written by [`call_value`]; `None` if it lacks its id or timestamp.
+fn call_from_value(v: &Value) -> Option<CountedCall> {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let call_id = text(v, "callId").filter(|id| !id.is_empty())?;
+    let timestamp = DateTime::parse_from_rfc3339(v.get("timestamp")?.as_str()?)
+        .ok()?
+        .with_timezone(&Utc);
+    let hits: Vec<Hit> = v
+        .get("hits")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let resource = h.get("resource").unwrap_or(&Value::Null);
+            Hit {
+                principal: text(h, "principal").unwrap_or_default(),
+                resource_kind: text(resource, "kind").unwrap_or_default(),
+                resource_id: text(resource, "id").unwrap_or_default(),
+                action: text(h, "action").unwrap_or_default(),
+                effect: effect_named(h.get("effect").and_then(Value::as_str).unwrap_or_default()),
+                policy: text(h, "policy").unwrap_or_default(),
+                rule: text(h, "rule"),
+                output: h.get("output").filter(|o| !o.is_null()).cloned(),
+            }
+        })
+        .collect();
+    let total_hits = v
+        .get("matchedActions")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(hits.len());
+    Some(CountedCall {
+        call_id,
+        timestamp,
+        peer_address: text(v, "peerAddress").unwrap_or_default(),
+        hits,
+        total_hits,
+    })
+}
+
+/// The effect of a name written by [`Effect::as_str`].
+fn effect_named(name: &str) -> Effect {
+    [Effect::Allow, Effect::Deny, Effect::NoMatch]
+        .into_iter()
+        .find(|e| e.as_str() == name)
+        .unwrap_or(Effect::Unspecified)
 }
 
 /// Maps the manifest's four severities onto the store's three (the manifest's value is kept

@@ -365,3 +365,276 @@ async fn next_report(rx: &mut tokio::sync::mpsc::UnboundedReceiver<IngestReport>
         .expect("a report without waiting for the poll timer")
         .expect("report")
 }
+
+/// Tails `log` with `ing` until `want` CheckResources decisions were committed, then stops
+/// the tailer as a shutdown would. Returns the taints raised meanwhile.
+async fn tail_until(
+    log: &Path,
+    store: &Arc<dyn Store>,
+    ing: Ingestor,
+    lines: &str,
+    want: u64,
+) -> Vec<store::Taint> {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut config = FileSourceConfig::new("cerbos-file", log);
+    config.poll_interval = std::time::Duration::from_millis(20);
+    let task = tokio::spawn(run_file_source(
+        config,
+        store.clone(),
+        Arc::new(Mutex::new(ing)),
+        shutdown,
+        Some(tx),
+    ));
+    append(log, lines);
+    let (mut seen, mut taints) = (0, Vec::new());
+    while seen < want {
+        let r = next_report(&mut rx).await;
+        seen += r.check_decisions;
+        taints.extend(r.taints);
+    }
+    stop.send(true).expect("stop");
+    task.await.expect("join").expect("tailer ends cleanly");
+    taints
+}
+
+/// Issue #5: the windows are committed with the cursor, so a threshold spanning a restart of
+/// the daemon is still reached, and the taint's evidence lists every counted call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_denials_before_a_restart_and_one_after_make_the_taint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let db = dir.path().join("store.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).expect("store"));
+    let before = [denial(1), denial(2)].concat();
+    let taints = tail_until(&log, &store, worker_ingestor(), &before, 2).await;
+    assert!(taints.is_empty(), "two denials are below the threshold");
+    let windows = store
+        .audit_windows(audit::DEFAULT_WINDOW_SCOPE)
+        .expect("windows");
+    assert_eq!(windows.len(), 1, "the window is stored with the cursor");
+    drop(store);
+
+    // Restart: a new store handle, a new ingestor and a new tailer.
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).expect("reopen"));
+    let taints = tail_until(&log, &store, worker_ingestor(), &denial(3), 1).await;
+    assert_eq!(taints.len(), 1, "the third denial completes the threshold");
+    assert_eq!(taints[0].node, "worker-1");
+    assert_eq!(
+        taints[0].evidence["callIds"],
+        serde_json::json!([call(1), call(2), call(3)])
+    );
+    assert_eq!(taints[0].evidence["countedCalls"], 3);
+    let restored = &taints[0].evidence["calls"][0];
+    assert_eq!(restored["timestamp"], ts(1));
+    assert_eq!(restored["peerAddress"], "10.0.10.21:4000");
+    assert_eq!(restored["hits"][0]["principal"], "svc-worker");
+    assert_eq!(
+        restored["hits"][0]["rule"],
+        "resource.tenant_document.vdefault#deny-cross-tenant"
+    );
+    assert!(
+        store
+            .audit_windows(audit::DEFAULT_WINDOW_SCOPE)
+            .expect("windows")
+            .is_empty(),
+        "the window that raised the taint starts over, in the store too"
+    );
+}
+
+/// Commits every batch `t` has, returning the summed evaluation counters.
+fn commit_all(t: &mut FileTailer, ing: &mut Ingestor, store: &dyn Store) -> IngestReport {
+    let mut total = IngestReport::default();
+    for b in drain(t) {
+        let r = ing
+            .commit_batch(store, "cerbos-file", &b.data, Some(b.cursor()))
+            .expect("commit");
+        total.check_decisions += r.check_decisions;
+        total.eval.counted += r.eval.counted;
+        total.eval.duplicates += r.eval.duplicates;
+        total.taints.extend(r.taints);
+        total.cursor = r.cursor;
+    }
+    total
+}
+
+/// A crash after a batch was evaluated but before it was committed: the restarted ingestor
+/// has the windows of the committed batches only, and reads the lost batch again from the
+/// cursor, so each call is counted exactly once.
+#[test]
+fn a_crash_between_batches_never_counts_a_call_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    append(&log, &[denial(1), denial(2)].concat());
+    let mut t = FileTailer::new(&log);
+    let mut ing = worker_ingestor();
+    assert_eq!(commit_all(&mut t, &mut ing, &store).eval.counted, 2);
+
+    // The next batch is read and evaluated, then the process dies before the commit.
+    append(&log, &denial(3));
+    let lost = drain(&mut t);
+    let mut report = IngestReport::default();
+    assert_eq!(ing.process(&lost[0].data, &mut report).len(), 1);
+    drop((t, ing));
+
+    let cursor = store
+        .audit_cursor("cerbos-file")
+        .expect("read")
+        .expect("cursor");
+    let mut t = FileTailer::resume(&log, Some(&cursor.position));
+    let mut ing = worker_ingestor();
+    let r = commit_all(&mut t, &mut ing, &store);
+    assert_eq!((r.check_decisions, r.eval.counted), (1, 1));
+    assert_eq!(r.taints.len(), 1);
+    assert_eq!(
+        r.taints[0].evidence["callIds"],
+        serde_json::json!([call(1), call(2), call(3)])
+    );
+}
+
+/// Lines read again after a restart (a lost cursor, a re-sent NDJSON body) are recognised
+/// by the restored window's callIds and not counted a second time.
+#[test]
+fn a_line_read_again_after_a_restart_is_not_counted_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    append(&log, &[denial(1), denial(2)].concat());
+    let mut ing = worker_ingestor();
+    commit_all(&mut FileTailer::new(&log), &mut ing, &store);
+    drop(ing);
+
+    let mut ing = worker_ingestor();
+    let r = commit_all(&mut FileTailer::new(&log), &mut ing, &store);
+    assert_eq!((r.eval.counted, r.eval.duplicates), (0, 2));
+    assert!(r.taints.is_empty());
+    assert_eq!(
+        ing.evaluator()
+            .window_len("worker-cross-tenant", "worker-1"),
+        2
+    );
+}
+
+/// A window counted under other rules is not carried over: the policy's spec changed while
+/// reborn was down, so its old window is dropped (in the store too) and counting starts over.
+#[test]
+fn a_policy_change_after_a_restart_drops_the_old_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    append(&log, &[denial(1), denial(2)].concat());
+    let mut t = FileTailer::new(&log);
+    let mut ing = worker_ingestor();
+    commit_all(&mut t, &mut ing, &store);
+    let cursor = ing
+        .evaluator()
+        .window_len("worker-cross-tenant", "worker-1");
+    assert_eq!(cursor, 2);
+    drop((t, ing));
+
+    let stored = store
+        .audit_cursor("cerbos-file")
+        .expect("read")
+        .expect("cursor");
+    let mut t = FileTailer::resume(&log, Some(&stored.position));
+    let mut map = NodeAddresses::new();
+    map.insert("worker-1", "10.0.10.21".parse().expect("ip"));
+    let mut ing = Ingestor::new(vec![worker_policy(3, "10m")], AddressBook::new(map));
+    append(&log, &denial(3));
+    let r = commit_all(&mut t, &mut ing, &store);
+    assert_eq!(r.eval.counted, 1);
+    assert!(r.taints.is_empty(), "the two old denials no longer count");
+    assert_eq!(
+        ing.evaluator()
+            .window_len("worker-cross-tenant", "worker-1"),
+        1
+    );
+    let windows = store
+        .audit_windows(audit::DEFAULT_WINDOW_SCOPE)
+        .expect("windows");
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].calls.as_array().map(Vec::len), Some(1));
+    assert_eq!(windows[0].calls[0]["callId"], call(3));
+}
+
+/// Restored calls obey the window rule: the next call more than a window later expires them.
+#[test]
+fn restored_calls_older_than_the_window_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    append(&log, &[denial(1), denial(2)].concat());
+    let mut t = FileTailer::new(&log);
+    commit_all(&mut t, &mut worker_ingestor(), &store);
+    drop(t);
+
+    let stored = store
+        .audit_cursor("cerbos-file")
+        .expect("read")
+        .expect("cursor");
+    let mut t = FileTailer::resume(&log, Some(&stored.position));
+    let mut ing = worker_ingestor();
+    // 400 s after the first two: beyond the 5-minute window.
+    append(&log, &denial(400));
+    let r = commit_all(&mut t, &mut ing, &store);
+    assert!(r.taints.is_empty());
+    assert_eq!(
+        ing.evaluator()
+            .window_len("worker-cross-tenant", "worker-1"),
+        1
+    );
+    let windows = store
+        .audit_windows(audit::DEFAULT_WINDOW_SCOPE)
+        .expect("windows");
+    assert_eq!(windows[0].calls.as_array().map(Vec::len), Some(1));
+}
+
+/// The daemon may read the windows before its policies are loaded: they wait for them.
+#[test]
+fn windows_loaded_before_the_policies_are_kept_for_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    append(&log, &[denial(1), denial(2)].concat());
+    commit_all(&mut FileTailer::new(&log), &mut worker_ingestor(), &store);
+
+    let mut map = NodeAddresses::new();
+    map.insert("worker-1", "10.0.10.21".parse().expect("ip"));
+    let mut ing = Ingestor::new(Vec::new(), AddressBook::new(map));
+    assert_eq!(ing.load_windows(&store).expect("load"), 0);
+    assert!(ing.window_ops().is_empty(), "nothing is deleted meanwhile");
+    ing.set_policies(vec![worker_policy(3, "5m")]);
+    assert_eq!(
+        ing.evaluator()
+            .window_len("worker-cross-tenant", "worker-1"),
+        2
+    );
+}
+
+/// Two ingestors on one store (the file tailers' and the HTTP ingest's) keep their windows
+/// apart by scope.
+#[test]
+fn ingestors_with_different_scopes_keep_their_windows_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("store.db")).expect("store");
+    let body = [denial(1), denial(2)].concat();
+    let mut http = worker_ingestor().with_window_scope("http");
+    http.ingest_ndjson(&store, "http/pdp", body.as_bytes())
+        .expect("ingest");
+    assert_eq!(store.audit_windows("http").expect("windows").len(), 1);
+    assert!(
+        store
+            .audit_windows(audit::DEFAULT_WINDOW_SCOPE)
+            .expect("windows")
+            .is_empty()
+    );
+    let mut files = worker_ingestor();
+    files.load_windows(&store).expect("load");
+    assert_eq!(
+        files
+            .evaluator()
+            .window_len("worker-cross-tenant", "worker-1"),
+        0
+    );
+}
