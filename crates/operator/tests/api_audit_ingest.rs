@@ -232,3 +232,43 @@ async fn a_batch_over_the_limit_is_413() {
             .is_empty()
     );
 }
+
+/// The HTTP ingest's windows are committed with each batch: after a restart (a new
+/// `AuditIngest` on the same store), two denials sent before it and one after make the taint.
+#[tokio::test]
+async fn two_denials_before_a_restart_and_one_after_make_the_taint() {
+    let h = harness().await;
+    let (first, mut ids) = denials(2, WORKER_1, "svc-worker", start_time());
+    let (_, resp) = ingest(&h.state, OPERATOR_TOKEN, first).await;
+    assert_eq!(
+        (resp["counted"].as_u64(), resp["taintsRaised"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(
+        h.store
+            .audit_windows(operator::api::audit_ingest::HTTP_WINDOW_SCOPE)
+            .expect("windows")
+            .len(),
+        1
+    );
+
+    let restarted = AuditIngest::new(AuditIngestAuth::default());
+    let (second, more) = denials(1, WORKER_1, "svc-worker", start_time());
+    ids.extend(more);
+    let resp = restarted
+        .ingest(&*h.store, "http/alice", second.as_bytes())
+        .expect("ingest");
+    assert_eq!(resp.taints_raised, 1, "{resp:?}");
+    let taints = h
+        .store
+        .active_taints(Some("worker-1"), start_time())
+        .expect("taints");
+    assert_eq!(taints[0].evidence["callIds"], serde_json::json!(ids));
+    // The window that raised the taint starts over, in the store too.
+    assert!(
+        h.store
+            .audit_windows(operator::api::audit_ingest::HTTP_WINDOW_SCOPE)
+            .expect("windows")
+            .is_empty()
+    );
+}

@@ -3,7 +3,9 @@
 //! Each batch is decoded, joined and evaluated by one long-lived [`audit::Ingestor`] (its
 //! sliding windows span batches), attributed with the declared node addresses, screened so
 //! that old evidence cannot taint a newer instance, and committed in one store transaction
-//! with the source's cursor. Malformed lines are counted and skipped; they never fail a batch.
+//! with the source's cursor and the windows the batch changed (scope [`HTTP_WINDOW_SCOPE`],
+//! shared by every `http/<token>` source; restored before the first batch after a restart).
+//! Malformed lines are counted and skipped; they never fail a batch.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,10 @@ use super::error::ApiError;
 /// The event kind recorded when a drafted taint is dropped because its evidence is stale or
 /// was already used.
 pub const EVIDENCE_IGNORED_EVENT: &str = "CerbosEvidenceIgnored";
+
+/// The scope the HTTP ingest's sliding windows are persisted under (the daemon's file tailers
+/// use [`audit::DEFAULT_WINDOW_SCOPE`]).
+pub const HTTP_WINDOW_SCOPE: &str = "http";
 
 /// Adds addresses reborn learned elsewhere (e.g. from the guest agent) to the map built from
 /// the declared nodes, before each batch is attributed.
@@ -102,10 +108,10 @@ impl AuditIngest {
     pub fn new(auth: AuditIngestAuth) -> Self {
         Self {
             auth,
-            ingestor: Arc::new(Mutex::new(audit::Ingestor::new(
-                Vec::new(),
-                audit::AddressBook::default(),
-            ))),
+            ingestor: Arc::new(Mutex::new(
+                audit::Ingestor::new(Vec::new(), audit::AddressBook::default())
+                    .with_window_scope(HTTP_WINDOW_SCOPE),
+            )),
             learned: None,
         }
     }
@@ -137,11 +143,19 @@ impl AuditIngest {
         let mut ing = self.ingestor.lock().unwrap_or_else(|e| e.into_inner());
         ing.set_policies(policies);
         ing.addresses().replace(addresses);
+        ing.load_windows(store).map_err(|e| match e {
+            audit::IngestError::LoadWindows { source, .. }
+            | audit::IngestError::Store { source, .. } => ApiError::from(source),
+            other => ApiError::Internal(other.to_string()),
+        })?;
         let saved = ing.clone();
         let mut report = audit::IngestReport::default();
         let drafts = ing.process(body, &mut report);
-        match commit(store, source, body, drafts, &report) {
-            Ok(resp) => Ok(resp),
+        match commit(store, source, body, drafts, ing.window_ops(), &report) {
+            Ok(resp) => {
+                ing.windows_committed();
+                Ok(resp)
+            }
             Err(e) => {
                 *ing = saved;
                 Err(e)
@@ -332,6 +346,7 @@ fn commit(
     source: &str,
     body: &[u8],
     drafts: Vec<NewTaint>,
+    windows: Vec<Op>,
     report: &audit::IngestReport,
 ) -> Result<AuditIngestResponse, ApiError> {
     let mut keep = Vec::new();
@@ -380,7 +395,7 @@ fn commit(
             }),
         }));
     }
-    for op in ignored_events {
+    for op in ignored_events.into_iter().chain(windows) {
         ops.push(op);
     }
     let previous = store.audit_cursor(source)?.and_then(|c| match c.position {
