@@ -638,3 +638,32 @@ fn ingestors_with_different_scopes_keep_their_windows_apart() {
         0
     );
 }
+
+/// The persisted calls keep everything the evidence shows (peer, hits, rule outputs), so a
+/// taint completed after a restart carries the same evidence as one raised without a restart.
+#[test]
+fn a_taint_raised_after_a_restart_has_the_same_evidence_as_without_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let straight = SqliteStore::open(dir.path().join("straight.db")).expect("store");
+    let body: String = (1..=3).map(denial).collect();
+    let mut ing = worker_ingestor();
+    let expected = ing
+        .commit_batch(&straight, "cerbos-file", body.as_bytes(), None)
+        .expect("commit")
+        .taints;
+    assert_eq!(expected.len(), 1);
+
+    let store = SqliteStore::open(dir.path().join("restarted.db")).expect("store");
+    let before = [denial(1), denial(2)].concat();
+    worker_ingestor()
+        .commit_batch(&store, "cerbos-file", before.as_bytes(), None)
+        .expect("commit");
+    let after = worker_ingestor()
+        .commit_batch(&store, "cerbos-file", denial(3).as_bytes(), None)
+        .expect("commit")
+        .taints;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].evidence, expected[0].evidence);
+    assert_eq!(after[0].reason, expected[0].reason);
+    assert_eq!(after[0].created_at, expected[0].created_at);
+}
