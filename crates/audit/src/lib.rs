@@ -8,7 +8,8 @@
 //! [`Ingestor::ingest_ndjson`]) → [`decode::decode_line`] → [`join::Joiner`] (access and
 //! decision halves paired on `callId`) and [`policy::Evaluator`] (CheckResources decisions
 //! only, attributed to a node by [`attribution`]) → taints committed together with the
-//! source's cursor in one store transaction ([`Ingestor::commit_batch`]).
+//! source's cursor in one store transaction ([`Ingestor::commit_batch`]), with the policy
+//! windows the batch changed, so a restart resumes both exactly.
 
 pub mod attribution;
 mod call_key;
