@@ -214,6 +214,19 @@ fn utc_time(t: &str) -> Option<DateTime<Utc>> {
     Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
+/// The first position at or after `i` that is not JSON whitespace.
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        // Most bytes are above the space: one comparison.
+        if c > b' ' || !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// A position in the line. Every method returns `None` to give up.
 struct Cur<'a> {
     src: &'a str,
@@ -237,13 +250,15 @@ impl<'a> Cur<'a> {
     }
 
     /// Where the first quote at or after `p` is, eight bytes at a time (plain lines only).
-    #[inline]
+    #[inline(always)]
     fn quote_from(&self, mut p: usize) -> Option<usize> {
         const ONES: u64 = u64::MAX / 255;
         const HIGH: u64 = ONES << 7;
-        while let Some(chunk) = self.b.get(p..p.checked_add(8)?) {
-            let mut bytes = [0; 8];
-            bytes.copy_from_slice(chunk);
+        let mut chunks = self.b.get(p..)?.chunks_exact(8);
+        for chunk in &mut chunks {
+            let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+                break;
+            };
             let t = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'"'));
             // The lowest flagged byte is exact (borrows only reach higher bytes).
             let found = t.wrapping_sub(ONES) & !t & HIGH;
@@ -252,20 +267,25 @@ impl<'a> Cur<'a> {
             }
             p += 8;
         }
-        self.b
-            .get(p..)?
+        chunks
+            .remainder()
             .iter()
             .position(|&c| c == b'"')
             .map(|k| p + k)
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        // Usually no whitespace at all: one comparison.
+        if c > b' ' {
+            return Some(c);
+        }
         self.ws();
         self.b.get(self.i).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.i += 1)
     }
@@ -276,17 +296,22 @@ impl<'a> Cur<'a> {
     }
 
     /// A string without escapes or control characters.
-    #[inline]
+    #[inline(always)]
     fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = match self.plain {
-            true => self.quote_from(start)?,
-            false => self.checked_end(start)?,
-        };
-        self.i = end + 1;
+        let end = self.close(start)?;
         // Ends at ASCII quotes, so on character boundaries.
         self.src.get(start..end)
+    }
+
+    /// The closing quote of the string whose text starts at `start` (`None` at an escape or a
+    /// control character); the cursor moves past it.
+    #[inline(always)]
+    fn close(&mut self, start: usize) -> Option<usize> {
+        let end = self.string_end(start)?;
+        self.i = end + 1;
+        Some(end)
     }
 
     /// The closing quote of a string starting at `start` of a line that is not plain, `None`
@@ -386,25 +411,45 @@ impl<'a> Cur<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
-    /// After `{` or a member: the next key, or `None` inside at the closing `}`.
-    fn next_key(&mut self, first: &mut bool) -> Option<Option<&'a str>> {
-        match self.peek()? {
-            b'}' => {
-                self.i += 1;
-                self.depth -= 1;
-                return Some(None);
+    /// After `{` or a member: the next key and its colon, or `None` inside at the closing
+    /// `}`. The key is given as the bytes between its quotes (`start..end` of the line): keys
+    /// are mostly only compared, which needs no character boundary checks.
+    #[inline(always)]
+    fn next_key(&mut self, first: &mut bool) -> Option<Option<(usize, usize)>> {
+        let mut c = self.peek()?;
+        if c == b'}' {
+            self.i += 1;
+            self.depth -= 1;
+            return Some(None);
+        }
+        if !*first {
+            if c != b',' {
+                return None;
             }
-            b',' if !*first => self.i += 1,
-            _ if *first => {}
-            _ => return None,
+            self.i += 1;
+            c = self.peek()?;
         }
         *first = false;
-        let key = self.str()?;
+        if c != b'"' {
+            return None;
+        }
+        self.key().map(Some)
+    }
+
+    /// A key and its colon, the cursor at its opening quote; `start..end` of its text.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(usize, usize)> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let end = self.close(start)?;
         self.eat(b':')?;
-        Some(Some(key))
+        Some((start, end))
     }
 
     /// After `[` or an element: whether another element follows (false at the closing `]`).
+    #[inline(always)]
     fn next_element(&mut self, first: &mut bool) -> Option<bool> {
         match self.peek()? {
             b']' => {
@@ -420,31 +465,109 @@ impl<'a> Cur<'a> {
         Some(true)
     }
 
-    /// Any JSON value.
+    /// Any JSON value (`serde_json::Value`), checked but not built: what no taint reads
+    /// (`attr`, `auditTrail`, `policySource`, a rule output's `val`, ...). One loop over its
+    /// tokens with the position in a local rather than a call per value; the open objects and
+    /// arrays are bits of a word. Accepts exactly what reading it value by value would (the
+    /// same syntax, the same depth limit).
+    #[inline(never)]
     fn any(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'"' => {
-                self.str()?;
+        let b = self.b;
+        let mut i = self.i;
+        // Bit 0: whether the innermost open container is an object (then its outer ones).
+        let mut objects = 0u64;
+        let mut open = 0u32;
+        loop {
+            // A value.
+            i = skip_ws(b, i);
+            let c = *b.get(i)?;
+            match c {
+                b'"' => i = self.string_end(i + 1)? + 1,
+                b'{' | b'[' => {
+                    open += 1;
+                    if self.depth + open > MAX_DEPTH {
+                        return None;
+                    }
+                    let object = c == b'{';
+                    objects = objects << 1 | u64::from(object);
+                    i = skip_ws(b, i + 1);
+                    let end = if object { b'}' } else { b']' };
+                    if b.get(i) == Some(&end) {
+                        i += 1;
+                        objects >>= 1;
+                        open -= 1;
+                    } else {
+                        if object {
+                            i = self.key_at(i)?;
+                        }
+                        continue;
+                    }
+                }
+                _ => {
+                    self.i = i;
+                    match c {
+                        b't' => self.literal(b"true")?,
+                        b'f' => self.literal(b"false")?,
+                        b'n' => self.literal(b"null")?,
+                        b'-' | b'0'..=b'9' => self.number()?,
+                        _ => return None,
+                    }
+                    i = self.i;
+                }
             }
-            b'{' => self.object_of_any()?,
-            b'[' => self.array_of(Self::any)?,
-            b't' => self.literal(b"true")?,
-            b'f' => self.literal(b"false")?,
-            b'n' => self.literal(b"null")?,
-            b'-' | b'0'..=b'9' => self.number()?,
-            _ => return None,
+            // After a value: the containers it closes, then a separator (or the end).
+            loop {
+                if open == 0 {
+                    self.i = i;
+                    return Some(());
+                }
+                i = skip_ws(b, i);
+                let object = objects & 1 == 1;
+                match *b.get(i)? {
+                    b',' => {
+                        i += 1;
+                        if object {
+                            i = self.key_at(skip_ws(b, i))?;
+                        }
+                        break;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                i += 1;
+                objects >>= 1;
+                open -= 1;
+            }
         }
-        Some(())
+    }
+
+    /// The end of the string whose text starts at `start`, `None` at an escape or a control
+    /// character.
+    #[inline(always)]
+    fn string_end(&self, start: usize) -> Option<usize> {
+        match self.plain {
+            true => self.quote_from(start),
+            false => self.checked_end(start),
+        }
+    }
+
+    /// A key at `i` (its opening quote) and its colon: the position after the colon.
+    #[inline(always)]
+    fn key_at(&self, i: usize) -> Option<usize> {
+        if self.b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let after = skip_ws(self.b, self.string_end(i + 1)? + 1);
+        (self.b.get(after) == Some(&b':')).then_some(after + 1)
     }
 
     /// An object of any values (`serde_json::Map`).
     fn object_of_any(&mut self) -> Option<()> {
-        self.enter(b'{')?;
-        let mut first = true;
-        while self.next_key(&mut first)?.is_some() {
-            self.any()?;
+        if self.peek()? != b'{' {
+            return None;
         }
-        Some(())
+        self.any()
     }
 
     /// An array whose elements `each` reads.
@@ -477,8 +600,9 @@ impl<'a> Cur<'a> {
         self.enter(b'{')?;
         let mut seen = 0u64;
         let mut first = true;
-        while let Some(key) = self.next_key(&mut first)? {
-            match names.iter().position(|n| *n == key) {
+        while let Some((start, end)) = self.next_key(&mut first)? {
+            let key = self.b.get(start..end)?;
+            match names.iter().position(|n| n.as_bytes() == key) {
                 Some(at) => {
                     let bit = 1u64 << at;
                     if seen & bit != 0 {
@@ -636,7 +760,8 @@ impl<'a> Cur<'a> {
                     2 => {
                         c.enter(b'{')?;
                         let mut first = true;
-                        while let Some(action) = c.next_key(&mut first)? {
+                        while let Some((start, end)) = c.next_key(&mut first)? {
+                            let action = c.src.get(start..end)?;
                             actions.push((Str::from(action), c.action()?));
                         }
                     }
@@ -968,5 +1093,112 @@ mod plain_tests {
                 assert_eq!(c.str(), None);
             }
         }
+    }
+
+    /// Whether `any` takes `text` as exactly one JSON value (then nothing but whitespace).
+    fn any_takes(text: &str) -> bool {
+        let mut c = Cur {
+            src: text,
+            b: text.as_bytes(),
+            i: 0,
+            depth: 0,
+            plain: plain(text.as_bytes()),
+        };
+        c.any().is_some() && {
+            c.ws();
+            c.i == text.len()
+        }
+    }
+
+    /// Numbers with an exponent are left to serde by design.
+    fn has_exponent(text: &str) -> bool {
+        text.as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'))
+    }
+
+    const TRICKY: [&str; 14] = [
+        r#"{"a]}":"[{","b":["}","]",{"c":"{\"}"}],"d":{}}"#,
+        r#"{"k":"\u00e9\\\"]","l":[]}"#,
+        r#"{"é→😀":"ü 😀 ]}","x":[["]"],{"}":"{"}]}"#,
+        r#"[1,-2.5,0,-0,1.25,true,false,null,"",{},[]]"#,
+        r#" { "a" : [ 1 , { "b" : null } ] , "c" : "d" } "#,
+        r#"{"a":{"b":{"c":{"d":[[[["deep"]]]]}}}}"#,
+        r#""just a string ] } [ {""#,
+        "[\"tab\there\"]",
+        r#"{"a":1}{"#,
+        r#"{"a" "b"}"#,
+        r#"[1 2]"#,
+        r#"{"a":[}]"#,
+        r#"{"a":01}"#,
+        r#"["\ud800"]"#,
+    ];
+
+    #[test]
+    fn skipped_values_are_accepted_only_when_serde_accepts_them() {
+        let mut taken = 0;
+        let mut check = |text: &str| {
+            let serde_ok = serde_json::from_str::<serde_json::Value>(text).is_ok();
+            let ours = any_takes(text);
+            assert!(!ours || serde_ok, "taken but serde rejects: {text:?}");
+            if serde_ok && plain(text.as_bytes()) && !has_exponent(text) {
+                assert!(ours, "serde accepts but the skipper does not: {text:?}");
+            }
+            taken += usize::from(ours);
+        };
+        for value in TRICKY {
+            check(value);
+            // Cut, with one character removed, and with structural characters inserted,
+            // everywhere.
+            for (at, ch) in value.char_indices() {
+                check(&value[..at]);
+                check(&format!("{}{}", &value[..at], &value[at + ch.len_utf8()..]));
+                for edit in ["\"", "{", "}", "[", "]", ",", ":", " ", "\\", "1e5", "é"] {
+                    check(&format!("{}{edit}{}", &value[..at], &value[at..]));
+                }
+            }
+        }
+        assert!(taken > 100, "only {taken} edited values were taken");
+    }
+
+    #[test]
+    fn skipped_values_keep_the_depth_limit() {
+        for depth in [1, 62, 63, 64, 65, 100] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(any_takes(&text), depth <= 64, "{depth}");
+            let text = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            assert_eq!(any_takes(&text), depth <= 64, "{depth}");
+        }
+    }
+
+    #[test]
+    fn tricky_skipped_fields_of_a_line_agree_with_serde() {
+        let mut scanned = 0;
+        for value in TRICKY {
+            for field in ["attr", "auxData", "unknown"] {
+                let line = match field {
+                    "unknown" => format!(
+                        r#"{{"log.kind":"decision","callId":"A","unknown":{value},"checkResources":{{"inputs":[{{"principal":{{"id":"p","roles":["r"]}},"resource":{{"kind":"k","id":"i"}}}}]}}}}"#
+                    ),
+                    _ => format!(
+                        r#"{{"log.kind":"decision","callId":"A","checkResources":{{"inputs":[{{"principal":{{"id":"p","roles":["r"],"{field}":{value}}},"resource":{{"kind":"k","id":"i","{field}":{value}}},"auxData":{value}}}],"outputs":[{{"actions":{{"read":{{"effect":"EFFECT_DENY","policy":"x"}}}},"outputs":[{{"src":"s","action":"read","val":{value}}}]}}]}}}}"#
+                    ),
+                };
+                let serde_ok = super::tests::reference(&line).is_ok();
+                match super::scan(&line) {
+                    Some(fast) => assert_eq!(
+                        Ok(super::tests::summary(&fast)),
+                        super::tests::reference(&line),
+                        "line: {line}"
+                    ),
+                    None => assert!(
+                        !serde_ok || !plain(line.as_bytes()) || has_exponent(&line),
+                        "valid plain line left to serde: {line}"
+                    ),
+                }
+                scanned += usize::from(super::scan(&line).is_some());
+            }
+        }
+        assert!(scanned >= 12, "only {scanned} lines scanned");
     }
 }
