@@ -19,16 +19,18 @@ pub(crate) enum Few<T> {
 }
 
 impl<T> Few<T> {
-    /// Appends `x`.
+    /// Appends `x` (in place: an element is moved only when the list starts to allocate).
+    #[inline]
     pub(crate) fn push(&mut self, x: T) {
-        *self = match std::mem::take(self) {
-            Few::Zero => Few::One(x),
-            Few::One(a) => Few::Many(vec![a, x]),
-            Few::Many(mut v) => {
-                v.push(x);
-                Few::Many(v)
+        match self {
+            Few::Zero => *self = Few::One(x),
+            Few::Many(v) => v.push(x),
+            Few::One(_) => {
+                if let Few::One(a) = std::mem::take(self) {
+                    *self = Few::Many(vec![a, x]);
+                }
             }
-        };
+        }
     }
 }
 
