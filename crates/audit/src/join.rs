@@ -4,6 +4,7 @@
 //! (peer, metadata, inputs, outputs). The join supplies what only the access half knows
 //! (method, gRPC status) and accounts for halves that never found their partner.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
@@ -136,6 +137,9 @@ pub struct Joiner {
     newest: Option<DateTime<Utc>>,
     ttl: chrono::Duration,
     max_pending: usize,
+    /// The front of `order` was found pending, and no call has left `pending` since: it still
+    /// is, without looking it up again.
+    front_live: bool,
 }
 
 impl Default for Joiner {
@@ -153,6 +157,7 @@ impl Joiner {
             newest: None,
             ttl,
             max_pending: max_pending.max(1),
+            front_live: false,
         }
     }
 
@@ -178,6 +183,7 @@ impl Joiner {
 
     /// Releases every pending half (end of input).
     pub fn flush(&mut self, out: &mut Vec<JoinedCall>) {
+        self.front_live = false;
         while let Some((_, key)) = self.order.pop_front() {
             if let Some(pending) = self.pending.remove(key.as_bytes()) {
                 out.push(Released { key, pending }.into_joined());
@@ -221,27 +227,28 @@ impl Joiner {
         if let Some(ts) = ts {
             self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         }
-        let id = call_id.as_bytes();
-        if let Some(p) = self.pending.get_mut(id) {
-            // A duplicate half (the same line ingested twice) replaces the earlier one.
-            if access.is_some() {
-                p.access = access;
+        // One hash and one probe for both the lookup and the insertion.
+        match self.pending.entry(CallKey::new(call_id)) {
+            Entry::Occupied(mut o) => {
+                let p = o.get_mut();
+                // A duplicate half (the same line ingested twice) replaces the earlier one.
+                if access.is_some() {
+                    p.access = access;
+                }
+                if decision.is_some() {
+                    p.decision = decision;
+                }
+                if p.access.is_some() && p.decision.is_some() {
+                    let (key, pending) = o.remove_entry();
+                    self.front_live = false;
+                    emit(Released { key, pending });
+                }
             }
-            if decision.is_some() {
-                p.decision = decision;
+            Entry::Vacant(v) => {
+                let seen_at = ts.or(self.newest).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                self.order.push_back((seen_at, v.key().clone()));
+                v.insert(Pending { access, decision });
             }
-            if p.access.is_some()
-                && p.decision.is_some()
-                && let Some((key, pending)) = self.pending.remove_entry(id)
-            {
-                emit(Released { key, pending });
-            }
-        } else {
-            let seen_at = ts.or(self.newest).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            let key = CallKey::new(call_id);
-            self.pending
-                .insert(key.clone(), Pending { access, decision });
-            self.order.push_back((seen_at, key));
         }
         self.expire(emit);
     }
@@ -249,12 +256,17 @@ impl Joiner {
     fn expire(&mut self, emit: &mut impl FnMut(Released)) {
         let cutoff = self.newest.map(|n| n - self.ttl);
         while let Some((seen_at, key)) = self.order.front() {
-            let live = self.pending.contains_key(key.as_bytes());
             let too_old = cutoff.is_some_and(|c| *seen_at < c);
             let too_many = self.pending.len() > self.max_pending;
-            if live && !too_old && !too_many {
-                break;
+            if !too_old && !too_many {
+                if !self.front_live {
+                    self.front_live = self.pending.contains_key(key.as_bytes());
+                }
+                if self.front_live {
+                    break;
+                }
             }
+            self.front_live = false;
             let Some((_, key)) = self.order.pop_front() else {
                 break;
             };
@@ -267,6 +279,72 @@ impl Joiner {
             let pending = &self.pending;
             self.order
                 .retain(|(_, key)| pending.contains_key(key.as_bytes()));
+            self.front_live = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JoinedCall, Joiner};
+    use crate::decode::{Entry, decode_line};
+
+    fn push(j: &mut Joiner, kind: &str, id: &str, second: u32, out: &mut Vec<JoinedCall>) {
+        let line = format!(
+            r#"{{"log.logger":"cerbos.audit","log.kind":"{kind}","callId":"{id}","timestamp":"2026-11-21T19:00:{second:02}Z","checkResources":{{}}}}"#
+        );
+        match decode_line(line.as_bytes()).expect("decodes") {
+            Entry::Access(a) => j.push_access(&a, out),
+            Entry::Decision(d) => j.push_decision(&d, out),
+            Entry::Other => panic!("not an entry"),
+        }
+    }
+
+    /// The joiner remembers that the oldest pending call is still pending; completing that
+    /// call (or any other) must not leave it believed pending.
+    #[test]
+    fn completing_the_oldest_call_moves_expiry_to_the_next_one() {
+        let mut j = Joiner::new(chrono::Duration::seconds(10), 100);
+        let mut out = Vec::new();
+        push(&mut j, "decision", "A", 0, &mut out);
+        push(&mut j, "decision", "B", 1, &mut out);
+        push(&mut j, "decision", "C", 2, &mut out);
+        push(&mut j, "access", "A", 3, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].call_id == "A" && out[0].is_complete());
+        push(&mut j, "access", "C", 4, &mut out);
+        assert!(out[1].call_id == "C" && out[1].is_complete());
+        assert_eq!(j.pending(), 1);
+        // B (second 1) is now the oldest: 10 s later it leaves alone.
+        push(&mut j, "decision", "D", 11, &mut out);
+        assert_eq!(out.len(), 2, "B is exactly 10 s old: kept");
+        push(&mut j, "decision", "E", 12, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out[2].call_id == "B" && !out[2].is_complete());
+        // A call id seen again after it completed is a new pending call.
+        push(&mut j, "access", "A", 12, &mut out);
+        assert_eq!(j.pending(), 3);
+        j.flush(&mut out);
+        let flushed: Vec<&str> = out[3..].iter().map(|c| c.call_id.as_str()).collect();
+        assert_eq!(flushed, ["D", "E", "A"]);
+        assert_eq!(j.pending(), 0);
+    }
+
+    #[test]
+    fn the_count_limit_releases_the_oldest_even_when_it_is_known_pending() {
+        let mut j = Joiner::new(chrono::Duration::seconds(1000), 2);
+        let mut out = Vec::new();
+        for (n, id) in ["A", "B", "C", "D"].into_iter().enumerate() {
+            push(
+                &mut j,
+                "decision",
+                id,
+                u32::try_from(n).unwrap_or(0),
+                &mut out,
+            );
+        }
+        let released: Vec<&str> = out.iter().map(|c| c.call_id.as_str()).collect();
+        assert_eq!(released, ["A", "B"]);
+        assert_eq!(j.pending(), 2);
     }
 }
