@@ -324,6 +324,7 @@ impl<'a> Cur<'a> {
     }
 
     /// `null` (consumed: true), or false with nothing consumed.
+    #[inline(always)]
     fn null(&mut self) -> Option<bool> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
@@ -332,6 +333,7 @@ impl<'a> Cur<'a> {
         Some(false)
     }
 
+    #[inline(always)]
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         if self.null()? {
             Some(None)
