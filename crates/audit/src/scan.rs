@@ -305,6 +305,13 @@ impl<'a> Cur<'a> {
         self.src.get(start..end)
     }
 
+    /// A string that is only checked, not kept (no character-boundary checks).
+    #[inline(always)]
+    fn skip_str(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        self.close(self.i).map(drop)
+    }
+
     /// The closing quote of the string whose text starts at `start` (`None` at an escape or a
     /// control character); the cursor moves past it.
     #[inline(always)]
@@ -639,7 +646,7 @@ impl<'a> Cur<'a> {
                 match field {
                     0 => address = c.str()?,
                     1 | 2 => {
-                        c.str()?;
+                        c.skip_str()?;
                     }
                     _ => c.any()?,
                 }
@@ -653,7 +660,7 @@ impl<'a> Cur<'a> {
         self.enter(b'{')?;
         let mut first = true;
         while self.next_key(&mut first)?.is_some() {
-            self.fields(&["values"], |c, _| c.array_of(|c| c.str().map(drop)))?;
+            self.fields(&["values"], |c, _| c.array_of(|c| c.skip_str()))?;
         }
         Some(())
     }
@@ -672,7 +679,7 @@ impl<'a> Cur<'a> {
                     Some(())
                 })?,
                 _ => {
-                    c.str()?;
+                    c.skip_str()?;
                 }
             }
             Some(())
@@ -688,11 +695,11 @@ impl<'a> Cur<'a> {
             |c, field| {
                 match field {
                     0 => {
-                        c.str()?;
+                        c.skip_str()?;
                     }
                     1 => principal = c.principal()?,
                     2 => resource = c.resource()?,
-                    3 => c.array_of(|c| c.str().map(drop))?,
+                    3 => c.array_of(|c| c.skip_str())?,
                     _ => c.any()?,
                 }
                 Some(())
@@ -712,7 +719,7 @@ impl<'a> Cur<'a> {
                     1 => roles = c.strings()?,
                     2 => c.object_of_any()?,
                     _ => {
-                        c.str()?;
+                        c.skip_str()?;
                     }
                 }
                 Some(())
@@ -732,7 +739,7 @@ impl<'a> Cur<'a> {
                     1 => id = c.str()?,
                     2 => c.object_of_any()?,
                     _ => {
-                        c.str()?;
+                        c.skip_str()?;
                     }
                 }
                 Some(())
@@ -757,7 +764,7 @@ impl<'a> Cur<'a> {
             |c, field| {
                 match field {
                     0 | 1 => {
-                        c.str()?;
+                        c.skip_str()?;
                     }
                     2 => {
                         c.enter(b'{')?;
@@ -767,7 +774,7 @@ impl<'a> Cur<'a> {
                             actions.push((Str::from(action), c.action()?));
                         }
                     }
-                    3 => c.array_of(|c| c.str().map(drop))?,
+                    3 => c.array_of(|c| c.skip_str())?,
                     4 => c.array_of(|c| {
                         rule_outputs.push(c.rule_output()?);
                         Some(())
@@ -798,7 +805,7 @@ impl<'a> Cur<'a> {
                 }
                 1 => policy = c.str()?,
                 _ => {
-                    c.str()?;
+                    c.skip_str()?;
                 }
             }
             Some(())
@@ -821,7 +828,7 @@ impl<'a> Cur<'a> {
                     val = RuleValue::Text(c.src.get(start..c.i)?);
                 }
                 _ => {
-                    c.str()?;
+                    c.skip_str()?;
                 }
             }
             Some(())
