@@ -657,10 +657,31 @@ impl<'a> Cur<'a> {
     }
 
     fn metadata(&mut self) -> Option<()> {
+        const USUAL: &[u8] = b"{\"values\":[";
         self.enter(b'{')?;
         let mut first = true;
         while self.next_key(&mut first)?.is_some() {
-            self.fields(&["values"], |c, _| c.array_of(|c| c.skip_str()))?;
+            if self.b.get(self.i..self.i + USUAL.len()) == Some(USUAL) {
+                // The usual entry, `{"values":[strings]}` without whitespace, read directly;
+                // anything else in it (whitespace, other fields) gives up.
+                self.i += USUAL.len();
+                if self.b.get(self.i) != Some(&b']') {
+                    loop {
+                        self.skip_str()?;
+                        match self.b.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                if self.b.get(self.i + 1) != Some(&b'}') {
+                    return None;
+                }
+                self.i += 2;
+            } else {
+                self.fields(&["values"], |c, _| c.array_of(|c| c.skip_str()))?;
+            }
         }
         Some(())
     }
@@ -990,6 +1011,46 @@ pub(crate) mod tests {
             scanned > 1000,
             "only {scanned} edited lines took the fast path"
         );
+    }
+
+    #[test]
+    fn metadata_entries_read_directly_agree_with_serde() {
+        let line = |entries: &str| {
+            format!(r#"{{"log.kind":"decision","callId":"M","metadata":{{{entries}}}}}"#)
+        };
+        // The usual shape (read directly) and other valid shapes (read field by field).
+        for entries in [
+            r#""a":{"values":[]}"#,
+            r#""a":{"values":["x"]},"b":{"values":["y","z"]}"#,
+            r#""a":{"values":["x"]},"a":{"values":["é]}😀","{\"values\":["]}"#,
+            r#""a":{"values":["{","]}"]}"#,
+            r#""a":{"values": ["x"]}"#,
+            r#""a":{ "values":["x"]},"b":{}"#,
+        ] {
+            let l = line(entries);
+            assert_eq!(
+                check_agrees(&l),
+                !l.contains('\\'),
+                "scanned only without escapes: {l}"
+            );
+        }
+        // Whitespace or other fields after the usual start, or bad values: serde decides.
+        for entries in [
+            r#""a":{"values":["x"] }"#,
+            r#""a":{"values":["x" ]}"#,
+            r#""a":{"values":["x"],"other":1}"#,
+            r#""a":{"values":["x"],"values":["y"]}"#,
+            r#""a":{"values":[1]}"#,
+            r#""a":{"values":["x",]}"#,
+            r#""a":{"values":["x"]"#,
+            r#""a":{"values":["x"]]}"#,
+            r#""a":{"values":"x"}"#,
+            r#""a":{"values":[null]}"#,
+        ] {
+            let l = line(entries);
+            check_agrees(&l);
+            assert!(scan(&l).is_none(), "scanned: {l}");
+        }
     }
 
     #[test]
