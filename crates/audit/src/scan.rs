@@ -214,6 +214,16 @@ fn utc_time(t: &str) -> Option<DateTime<Utc>> {
     Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
+/// An action's `effect` (an unknown name is `Unspecified`, as serde decodes it).
+fn effect_of(name: &[u8]) -> Effect {
+    match name {
+        b"EFFECT_ALLOW" => Effect::Allow,
+        b"EFFECT_DENY" => Effect::Deny,
+        b"EFFECT_NO_MATCH" => Effect::NoMatch,
+        _ => Effect::Unspecified,
+    }
+}
+
 /// The first position at or after `i` that is not JSON whitespace.
 #[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -812,18 +822,16 @@ impl<'a> Cur<'a> {
     }
 
     fn action(&mut self) -> Option<ActionLite<'a>> {
+        let at = self.i;
+        if let Some(action) = self.usual_action() {
+            return Some(action);
+        }
+        self.i = at;
         let mut effect = Effect::Unspecified;
         let mut policy = "";
         self.fields(&["effect", "policy", "scope"], |c, field| {
             match field {
-                0 => {
-                    effect = match c.str()? {
-                        "EFFECT_ALLOW" => Effect::Allow,
-                        "EFFECT_DENY" => Effect::Deny,
-                        "EFFECT_NO_MATCH" => Effect::NoMatch,
-                        _ => Effect::Unspecified,
-                    }
-                }
+                0 => effect = effect_of(c.str()?.as_bytes()),
                 1 => policy = c.str()?,
                 _ => {
                     c.skip_str()?;
@@ -832,6 +840,34 @@ impl<'a> Cur<'a> {
             Some(())
         })?;
         Some(ActionLite::new(effect, Str::from(policy)))
+    }
+
+    /// The usual action, `{"effect":"…","policy":"…"}` without whitespace, read directly;
+    /// `None` (the cursor anywhere) for anything else, which [`Cur::action`] then reads field
+    /// by field.
+    #[inline(always)]
+    fn usual_action(&mut self) -> Option<ActionLite<'a>> {
+        const EFFECT: &[u8] = b"{\"effect\":\"";
+        const POLICY: &[u8] = b",\"policy\":\"";
+        if self.b.get(self.i..self.i + EFFECT.len()) != Some(EFFECT) {
+            return None;
+        }
+        let start = self.i + EFFECT.len();
+        let end = self.close(start)?;
+        let effect = effect_of(self.b.get(start..end)?);
+        if self.b.get(self.i..self.i + POLICY.len()) != Some(POLICY) {
+            return None;
+        }
+        let start = self.i + POLICY.len();
+        let end = self.close(start)?;
+        if self.b.get(self.i) != Some(&b'}') {
+            return None;
+        }
+        self.i += 1;
+        Some(ActionLite::new(
+            effect,
+            Str::from(self.src.get(start..end)?),
+        ))
     }
 
     fn rule_output(&mut self) -> Option<RuleOutputLite<'a>> {
@@ -1048,6 +1084,50 @@ pub(crate) mod tests {
             r#""a":{"values":[null]}"#,
         ] {
             let l = line(entries);
+            check_agrees(&l);
+            assert!(scan(&l).is_none(), "scanned: {l}");
+        }
+    }
+
+    #[test]
+    fn actions_read_directly_agree_with_serde() {
+        let line = |action: &str| {
+            format!(
+                r#"{{"log.kind":"decision","callId":"A","checkResources":{{"inputs":[{{}}],"outputs":[{{"actions":{{"read":{action}}}}}]}}}}"#
+            )
+        };
+        // The usual shape (read directly) and other valid shapes (read field by field).
+        for action in [
+            r#"{"effect":"EFFECT_DENY","policy":"resource.k.vdefault"}"#,
+            r#"{"effect":"EFFECT_ALLOW","policy":"p}\"x"}"#,
+            r#"{"effect":"EFFECT_NO_MATCH","policy":"NO_MATCH"}"#,
+            r#"{"effect":"EFFECT_SOMETHING_NEW","policy":"é😀,\"}"}"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p","scope":"s"}"#,
+            r#"{"policy":"p","effect":"EFFECT_DENY"}"#,
+            r#"{"effect":"EFFECT_DENY"}"#,
+            r#"{"effect":"EFFECT_DENY", "policy":"p"}"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p" }"#,
+            r#"{ "effect":"EFFECT_DENY","policy":"p"}"#,
+            r#"{}"#,
+        ] {
+            let l = line(action);
+            assert_eq!(
+                check_agrees(&l),
+                !l.contains('\\'),
+                "scanned only without escapes: {l}"
+            );
+        }
+        // Invalid, or valid but left to serde (numbers as effects, duplicate fields).
+        for action in [
+            r#"{"effect":"EFFECT_DENY","policy":"p"]"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p""#,
+            r#"{"effect":"EFFECT_DENY","policy":7}"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p","policy":"q"}"#,
+            r#"{"effect":2,"policy":"p"}"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p"},"#,
+            r#"{"effect":"EFFECT_DENY","policy":"p"}}"#,
+        ] {
+            let l = line(action);
             check_agrees(&l);
             assert!(scan(&l).is_none(), "scanned: {l}");
         }
