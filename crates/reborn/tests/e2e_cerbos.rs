@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use e2e_support::{
-    API_TOKEN, GOLD_DIGEST, KEY_SEED, Running, cli, cli_json, free_port, nodes, sim_config,
-    spawn_until, wait_for,
+    API_TOKEN, GOLD_DIGEST, KEY_SEED, Running, cli, cli_json, free_port, nodes, spawn_until,
+    start_sim, wait_for,
 };
 use model::attestation::AttestationKey;
 use serde_json::{Value, json};
@@ -238,32 +238,13 @@ fn compromised_worker_seen_by_the_real_pdp_is_tainted_and_replaced_by_the_daemon
         .expect("tokio runtime");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let sim_path = dir.path().join("sim.yaml");
-    std::fs::write(&sim_path, sim_config()).expect("write sim config");
-    let (_sim, sim_out) = spawn_until(
-        &[
-            "sim",
-            "--config",
-            sim_path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--fast",
-            "--tls",
-        ],
-        &[],
-        "fingerprint: ",
+    let sim = start_sim(dir.path());
+    let (pve_url, token_id, token_secret, fingerprint) = (
+        &sim.url,
+        &sim.token_id,
+        sim.token_secret.as_str(),
+        &sim.fingerprint,
     );
-    let field = |prefix: &str| -> String {
-        sim_out
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in {sim_out:?}"))
-            .to_owned()
-    };
-    let pve_url = field("listening: ");
-    let token = field("token: PVEAPIToken=");
-    let (token_id, token_secret) = token.rsplit_once('=').expect("id=secret");
-    let fingerprint = field("fingerprint: ");
 
     let audit_log = dir.path().join("cerbos-audit.log");
     let (_pdp, pdp_port) = start_pdp(&rt, &audit_log, dir.path());

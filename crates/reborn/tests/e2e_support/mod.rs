@@ -134,3 +134,52 @@ pub fn sim_config() -> String {
     }]});
     serde_yaml::to_string(&config).expect("sim config as YAML")
 }
+
+/// A running `reborn sim --tls --fast` on the attested template of [`sim_config`], and what a
+/// daemon config needs to reach it.
+pub struct Sim {
+    /// Killed when dropped.
+    pub process: Running,
+    /// The API's base URL.
+    pub url: String,
+    /// `USER@REALM!TOKENID`.
+    pub token_id: String,
+    /// The token's secret.
+    pub token_secret: String,
+    /// The certificate's SHA-256 fingerprint, to pin.
+    pub fingerprint: String,
+}
+
+/// Starts the simulator with its config written into `dir`.
+pub fn start_sim(dir: &std::path::Path) -> Sim {
+    let sim_path = dir.join("sim.yaml");
+    std::fs::write(&sim_path, sim_config()).expect("write sim config");
+    let (process, out) = spawn_until(
+        &[
+            "sim",
+            "--config",
+            sim_path.to_str().expect("utf-8 path"),
+            "--listen",
+            "127.0.0.1:0",
+            "--fast",
+            "--tls",
+        ],
+        &[],
+        "fingerprint: ",
+    );
+    let field = |prefix: &str| -> String {
+        out.iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {out:?}"))
+            .to_owned()
+    };
+    let token = field("token: PVEAPIToken=");
+    let (token_id, token_secret) = token.rsplit_once('=').expect("id=secret");
+    Sim {
+        process,
+        url: field("listening: "),
+        token_id: token_id.to_owned(),
+        token_secret: token_secret.to_owned(),
+        fingerprint: field("fingerprint: "),
+    }
+}
