@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use e2e_support::{
-    API_TOKEN, GOLD_DIGEST, KEY_SEED, Running, cli, cli_json, free_port, nodes, spawn_until,
-    start_sim, wait_for,
+    GOLD_DIGEST, KEY_SEED, Running, apply, cli_json, free_port, nodes, start_daemon, start_sim,
+    vmid_of, wait_for,
 };
 use model::attestation::AttestationKey;
 use serde_json::{Value, json};
@@ -53,13 +53,6 @@ fn cerbos_binary() -> PathBuf {
     }
     assert!(bin.exists(), "no Cerbos binary at {}", bin.display());
     bin
-}
-
-fn vmid_of(nodes: &[(String, bool, Option<u64>)], name: &str) -> Option<u64> {
-    nodes
-        .iter()
-        .find(|(n, ..)| n == name)
-        .and_then(|(.., v)| *v)
 }
 
 fn manifests() -> String {
@@ -239,60 +232,20 @@ fn compromised_worker_seen_by_the_real_pdp_is_tainted_and_replaced_by_the_daemon
     let dir = tempfile::tempdir().expect("tempdir");
 
     let sim = start_sim(dir.path());
-    let (pve_url, token_id, token_secret, fingerprint) = (
-        &sim.url,
-        &sim.token_id,
-        sim.token_secret.as_str(),
-        &sim.fingerprint,
-    );
 
     let audit_log = dir.path().join("cerbos-audit.log");
     let (_pdp, pdp_port) = start_pdp(&rt, &audit_log, dir.path());
 
-    let port = free_port();
-    let config = format!(
-        r#"
-pve:
-  endpoint: {pve_url}
-  tokenId: "{token_id}"
-  tokenSecret: {{env: E2E_PVE_SECRET}}
-  tls: {{fingerprint: "{fingerprint}"}}
-store: {{path: "{store}"}}
-api:
-  listen: 127.0.0.1:{port}
-  tokens: [{{name: e2e, role: operator, secret: {{env: E2E_API_TOKEN}}}}]
-audit:
-  sources: [{{path: "{audit}"}}]
-resyncPeriod: 1s
-controller:
-  operatorId: e2e
-  readiness: {{pollMs: 20}}
-  backoff: {{initialMs: 20, maxMs: 500}}
-"#,
-        store = dir.path().join("reborn.db").display(),
-        audit = audit_log.display(),
+    let daemon = start_daemon(
+        dir.path(),
+        &sim,
+        &format!(
+            "audit:\n  sources: [{{path: \"{}\"}}]\n",
+            audit_log.display()
+        ),
     );
-    let config_path = dir.path().join("reborn.yaml");
-    std::fs::write(&config_path, config).expect("write config");
-    let manifests_path = dir.path().join("jsonrag.yaml");
-    std::fs::write(&manifests_path, manifests()).expect("write manifests");
-
-    let (_daemon, _) = spawn_until(
-        &["run", "--config", config_path.to_str().unwrap()],
-        &[
-            ("E2E_PVE_SECRET", token_secret),
-            ("E2E_API_TOKEN", API_TOKEN),
-        ],
-        "reborn operator API on ",
-    );
-    let server = format!("http://127.0.0.1:{port}");
-
-    let out = cli(&server, &["apply", "-f", manifests_path.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let server = daemon.server.clone();
+    apply(&server, dir.path(), "jsonrag.yaml", &manifests());
     let before = wait_for("both workers Ready", || {
         let n = nodes(&server);
         (n.len() == 2 && n.iter().all(|(_, ready, vmid)| *ready && vmid.is_some())).then_some(n)

@@ -6,8 +6,7 @@
 mod e2e_support;
 
 use e2e_support::{
-    API_TOKEN, GOLD_DIGEST, KEY_SEED, cli, cli_json, free_port, nodes, spawn_until, start_sim,
-    wait_for,
+    GOLD_DIGEST, KEY_SEED, apply, cli, cli_json, nodes, start_daemon, start_sim, vmid_of, wait_for,
 };
 use model::attestation::AttestationKey;
 
@@ -54,69 +53,16 @@ spec:
 fn taint_through_the_cli_replaces_the_node_through_the_real_daemon() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = start_sim(dir.path());
-    let (pve_url, token_id, token_secret, fingerprint) = (
-        &sim.url,
-        &sim.token_id,
-        sim.token_secret.as_str(),
-        &sim.fingerprint,
-    );
-
-    let port = free_port();
-    let config = format!(
-        r#"
-pve:
-  endpoint: {pve_url}
-  tokenId: "{token_id}"
-  tokenSecret: {{env: E2E_PVE_SECRET}}
-  tls: {{fingerprint: "{fingerprint}"}}
-store: {{path: "{store}"}}
-api:
-  listen: 127.0.0.1:{port}
-  tokens: [{{name: e2e, role: operator, secret: {{env: E2E_API_TOKEN}}}}]
-resyncPeriod: 1s
-controller:
-  operatorId: e2e
-  readiness: {{pollMs: 20}}
-  backoff: {{initialMs: 20, maxMs: 500}}
-"#,
-        store = dir.path().join("reborn.db").display()
-    );
-    let config_path = dir.path().join("reborn.yaml");
-    std::fs::write(&config_path, config).expect("write config");
-    let manifests = dir.path().join("web.yaml");
-    std::fs::write(&manifests, manifest_text()).expect("write manifests");
-
-    let (_daemon, _) = spawn_until(
-        &["run", "--config", config_path.to_str().unwrap()],
-        &[
-            ("E2E_PVE_SECRET", token_secret),
-            ("E2E_API_TOKEN", API_TOKEN),
-        ],
-        "reborn operator API on ",
-    );
-    let server = format!("http://127.0.0.1:{port}");
-
-    let out = cli(&server, &["apply", "-f", manifests.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let daemon = start_daemon(dir.path(), &sim, "");
+    let server = daemon.server.clone();
+    apply(&server, dir.path(), "web.yaml", &manifest_text());
 
     let before = wait_for("both nodes Ready", || {
         let n = nodes(&server);
         (n.len() == 2 && n.iter().all(|(_, ready, vmid)| *ready && vmid.is_some())).then_some(n)
     });
-    let old = before
-        .iter()
-        .find(|(n, ..)| n == "web-a")
-        .and_then(|(.., v)| *v)
-        .unwrap();
-    let other = before
-        .iter()
-        .find(|(n, ..)| n == "web-b")
-        .and_then(|(.., v)| *v)
-        .unwrap();
+    let old = vmid_of(&before, "web-a").expect("web-a's VM");
+    let other = vmid_of(&before, "web-b").expect("web-b's VM");
 
     let out = cli(&server, &["taint", "web-a", "--reason", "e2e: compromised"]);
     assert!(

@@ -183,3 +183,73 @@ pub fn start_sim(dir: &std::path::Path) -> Sim {
         fingerprint: field("fingerprint: "),
     }
 }
+
+/// A running `reborn run` and the URL of its operator API.
+pub struct Daemon {
+    /// Killed when dropped.
+    pub process: Running,
+    /// `http://127.0.0.1:<port>`.
+    pub server: String,
+}
+
+/// Starts `reborn run` against `sim`, its store in `dir`, with the config's `extra` top-level
+/// sections appended (e.g. an `audit:` source); secrets come from the environment.
+pub fn start_daemon(dir: &std::path::Path, sim: &Sim, extra: &str) -> Daemon {
+    let port = free_port();
+    let config = format!(
+        r#"
+pve:
+  endpoint: {url}
+  tokenId: "{token_id}"
+  tokenSecret: {{env: E2E_PVE_SECRET}}
+  tls: {{fingerprint: "{fingerprint}"}}
+store: {{path: "{store}"}}
+api:
+  listen: 127.0.0.1:{port}
+  tokens: [{{name: e2e, role: operator, secret: {{env: E2E_API_TOKEN}}}}]
+resyncPeriod: 1s
+controller:
+  operatorId: e2e
+  readiness: {{pollMs: 20}}
+  backoff: {{initialMs: 20, maxMs: 500}}
+{extra}"#,
+        url = sim.url,
+        token_id = sim.token_id,
+        fingerprint = sim.fingerprint,
+        store = dir.join("reborn.db").display(),
+    );
+    let config_path = dir.join("reborn.yaml");
+    std::fs::write(&config_path, config).expect("write config");
+    let (process, _) = spawn_until(
+        &["run", "--config", config_path.to_str().expect("utf-8 path")],
+        &[
+            ("E2E_PVE_SECRET", sim.token_secret.as_str()),
+            ("E2E_API_TOKEN", API_TOKEN),
+        ],
+        "reborn operator API on ",
+    );
+    Daemon {
+        process,
+        server: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Writes `manifests` to `dir/file` and applies them with `reborn apply -f`.
+pub fn apply(server: &str, dir: &std::path::Path, file: &str, manifests: &str) {
+    let path = dir.join(file);
+    std::fs::write(&path, manifests).expect("write manifests");
+    let out = cli(server, &["apply", "-f", path.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The VMID of `name` in a [`nodes`] listing.
+pub fn vmid_of(nodes: &[(String, bool, Option<u64>)], name: &str) -> Option<u64> {
+    nodes
+        .iter()
+        .find(|(n, ..)| n == name)
+        .and_then(|(.., v)| *v)
+}
